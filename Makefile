@@ -1,0 +1,46 @@
+# moviead — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Offline by construction: no hub downloads, no W&B uploads in tests and demos.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= disabled
+DATA ?=
+CONFIG ?=
+TOY ?= data/toy
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install test test-all lint demo bench clean
+
+help:  ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)  ## create .venv and install moviead with its dev extra (one pip command, torch pinned)
+	set -o pipefail; $(PY) -m pip install --no-cache-dir --no-compile --disable-pip-version-check -q \
+		torch==2.14.1 torchvision==0.29.1 -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@$(PY) -c "import torch, moviead; print(f'moviead {moviead.__version__} on torch {torch.__version__}')"
+
+test:  ## run the fast test suite offline (not the tests marked slow)
+	$(PY) -m pytest -m "not slow and not gpu" -n $(PYTEST_WORKERS) -q
+
+test-all:  ## run every CPU test, the slow ones too
+	$(PY) -m pytest -m "not gpu" -n $(PYTEST_WORKERS) -q
+
+lint:  ## byte-compile everything and check the import rules
+	$(PY) -m compileall -q src stages datamodules tests bench
+	$(PY) -m pytest -q tests/test_packaging.py
+
+demo:  ## generate the toy data set and print its summary
+	$(VENV)/bin/moviead make-toy-data --out $(TOY)
+	$(VENV)/bin/moviead data-summary configs/data/toy.yaml data.root=$(TOY)/mad
+
+bench:  ## run the data-loader benchmark (writes 1 GB and 4 GB files under bench/.work)
+	$(PY) bench/loader.py
+
+clean:  ## remove build outputs, toy data and runs (keeps .venv)
+	rm -rf build *.egg-info src/*.egg-info data/toy runs bench/.work .pytest_cache

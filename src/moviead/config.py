@@ -1,0 +1,243 @@
+"""Configuration: dataclass schemas, YAML files composed by listing them, and ``key=value`` overrides.
+
+``load_config(files, overrides)`` is ``OmegaConf.merge(structured(ExperimentConfig), *files, dotlist)``.
+Unknown keys are errors that name the nearest valid key; enum-valued fields list their choices. The
+resolved config is what gets saved beside checkpoints (``save_config``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+
+class DatasetName(str, Enum):
+    mad = "mad"
+    lsmdc = "lsmdc"
+    storyboard = "storyboard"
+    toy = "toy"
+    tvad = "tvad"
+    cmdad = "cmdad"
+
+
+class ContextMode(str, Enum):
+    """Where context ADs come from: none (local), ground truth (oracle), the model's own outputs (recurrent)."""
+
+    local = "local"
+    oracle = "oracle"
+    recurrent = "recurrent"
+
+
+class FrameMode(str, Enum):
+    """``linspace``: ``num_frames`` evenly spaced frames (AutoAD); ``all``: every frame up to ``max_frames``."""
+
+    linspace = "linspace"
+    all = "all"
+
+
+class TextVariant(str, Enum):
+    named = "named"
+    unnamed = "unnamed"
+
+
+@dataclass
+class FrameSamplingConfig:
+    mode: FrameMode = FrameMode.linspace
+    num_frames: int = 8  # frames per clip in linspace mode
+    max_frames: int = 100  # cap (and padded length) in "all" mode; LoCo-MAD pads to 100/200
+    train_shift: int = 4  # random shift of 0..train_shift frames, training only (AutoAD)
+
+
+@dataclass
+class ContextConfig:
+    mode: ContextMode = ContextMode.oracle
+    context_size: int = 3  # previous ADs of the same movie (LoCo-MAD's DSM proposal uses 10)
+    use_subtitles: bool = True  # add the intervening subtitles
+    max_subtitles: int = 8  # most recent intervening subtitles kept
+
+
+@dataclass
+class MADFilesConfig:
+    """File names inside ``data.root`` for MAD-v2 (and the toy data, which uses the same layout)."""
+
+    features: str = "CLIP_L14_frames_features_5fps.h5"  # h5 keyed by movie, or a folder of {movie}.npy
+    annotations: str = "mad-v2-ad-named.csv"  # .csv (text|sentence), .pkl (AutoAD dict) or .json (MAD-v1)
+    annotations_unnamed: str | None = "mad-v2-ad-unnamed.csv"
+    subtitles: str | None = "mad-v2-subs.csv"
+    split: str | None = "mad_split.json"
+    train_split: str = "TRAIN"
+    val_split: str = "EVAL"
+    test_split: str = "EVAL"
+
+
+@dataclass
+class LSMDCFilesConfig:
+    features: str = "lsmdc_clip_features.h5"  # per-clip features keyed by clip id (h5) or a folder of npy
+    train: str = "LSMDC16_annos_training.csv"
+    val: str = "LSMDC16_annos_val.csv"
+    test: str = "LSMDC16_annos_test.csv"
+    use_someone: bool = False  # read the *_someone.csv variants (names replaced by SOMEONE)
+    clip_fps: float = 5.0  # frame rate of the per-clip features
+
+
+@dataclass
+class StoryboardFilesConfig:
+    annotations: str = "storyboard_v2.json"
+    features: str = "storyboard_clip_features.h5"  # per-record features keyed by global_id
+    best_query: str = "best_query"  # folder best_query/{imdbid}/{NAME}.npy
+    val_fraction: float = 0.1  # when the JSON has no split field: last fraction of movies is validation
+
+
+@dataclass
+class ToyDataConfig:
+    movies: int = 12
+    seed: int = 0
+    regenerate: bool = False  # rewrite the toy data even when it already exists
+
+
+@dataclass
+class DataConfig:
+    dataset: DatasetName = DatasetName.toy
+    root: str = "data/toy/mad"
+    feature_dim: int = 768
+    fps: float = 5.0
+    text_variant: TextVariant = TextVariant.named
+    max_text_tokens: int = 64
+    max_context_tokens: int = 200
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    num_workers: int = 2
+    frames: FrameSamplingConfig = field(default_factory=FrameSamplingConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
+    mad: MADFilesConfig = field(default_factory=MADFilesConfig)
+    lsmdc: LSMDCFilesConfig = field(default_factory=LSMDCFilesConfig)
+    storyboard: StoryboardFilesConfig = field(default_factory=StoryboardFilesConfig)
+    toy: ToyDataConfig = field(default_factory=ToyDataConfig)
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_epochs: int = 10
+    max_steps: int = -1
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = 1.0
+    log_every_n_steps: int = 10
+    val_check_interval: Any = 1.0
+    deterministic: bool = False
+    default_root_dir: str = "runs"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01  # cosine decays to lr * min_lr_ratio
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "moviead"
+    entity: str | None = None
+    mode: str | None = None  # online | offline | disabled; None: offline unless WANDB_API_KEY is set
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = True
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "moviead"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def _valid_keys(schema: DictConfig, full_key: str) -> tuple[str, list[str]]:
+    """The parent path of ``full_key`` and the keys that exist there."""
+    parts = full_key.split(".")
+    node: Any = schema
+    for part in parts[:-1]:
+        if isinstance(node, DictConfig) and part in node:
+            node = node[part]
+        else:
+            break
+    keys = list(node.keys()) if isinstance(node, DictConfig) else []
+    return ".".join(parts[:-1]), keys
+
+
+def _explain(err: Exception, source: str, schema: DictConfig) -> ConfigError:
+    full_key = str(getattr(err, "full_key", "") or "")
+    message = str(err).splitlines()[0]
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)) and full_key:
+        parent, keys = _valid_keys(schema, full_key)
+        leaf = full_key.split(".")[-1]
+        near = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.0)
+        where = f"{parent}." if parent else ""
+        hint = f" Did you mean '{where}{near[0]}'?" if near else ""
+        return ConfigError(f"{source}: unknown key '{full_key}'.{hint} Valid keys here: {', '.join(keys)}")
+    return ConfigError(f"{source}: {message} (key '{full_key}')")
+
+
+def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
+    """Merge the schema defaults, then each YAML file in order, then ``key=value`` overrides.
+
+    Raises:
+        ConfigError: unknown key (with the nearest valid one), wrong type or invalid enum value.
+        FileNotFoundError: a listed YAML file does not exist.
+    """
+    schema = OmegaConf.structured(ExperimentConfig)
+    cfg = schema
+    for file in files:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
+            raise _explain(err, str(path), schema) from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
+        raise _explain(err, "override", schema) from None
+    OmegaConf.set_readonly(cfg, False)
+    return cfg  # type: ignore[return-value]
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML (enums as their values)."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> Path:
+    """Write the resolved config to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(to_yaml(cfg), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Data layer: on-disk formats, records, context assembly, frame features, tokenisation and collation."""

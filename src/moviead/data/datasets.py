@@ -1,0 +1,76 @@
+"""Torch datasets of AD clips: records + frame features + context → :class:`ClipExample`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from moviead.data.collate import ClipExample
+from moviead.data.context import ContextBuilder
+from moviead.data.features import FeatureStore
+from moviead.data.frames import FrameSampler
+from moviead.data.records import ADRecord
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    """One AD and where its frames are.
+
+    Attributes:
+        record: the AD.
+        feature_key: key of the feature sequence (the movie for MAD, the clip id for LSMDC, the global id
+            for Storyboard-v2).
+        offset: seconds subtracted from the record's times to index that sequence (0 for whole movies; the
+            clip's extracted start for LSMDC).
+        num_frames: length of that feature sequence, checked when the split was loaded.
+    """
+
+    record: ADRecord
+    feature_key: str
+    offset: float
+    num_frames: int
+
+
+class ADClipDataset(Dataset):
+    """Map-style dataset of :class:`ClipExample`.
+
+    Args:
+        items: the clips.
+        features: where frames are read from (opened lazily in each worker).
+        sampler: which frames of an interval.
+        context: builds each AD's context.
+        training: draw the random frame shift (from torch's RNG, seeded per worker by the DataLoader).
+    """
+
+    def __init__(
+        self,
+        items: list[ClipItem],
+        features: FeatureStore,
+        sampler: FrameSampler,
+        context: ContextBuilder,
+        training: bool = False,
+    ) -> None:
+        self.items = items
+        self.features = features
+        self.sampler = sampler
+        self.context = context
+        self.training = training
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def frames(self, item: ClipItem) -> np.ndarray:
+        """The sampled frames of ``item``, (T, D) float32."""
+        shift = 0
+        if self.training and self.sampler.train_shift > 0:
+            shift = int(torch.randint(0, self.sampler.train_shift + 1, ()))
+        start, end = item.record.start - item.offset, item.record.end - item.offset
+        picked = self.sampler.indices(start, end, item.num_frames, shift)
+        return self.features.read(item.feature_key, picked)
+
+    def __getitem__(self, index: int) -> ClipExample:
+        item = self.items[index]
+        return ClipExample(record=item.record, frames=self.frames(item), context=self.context.build(item.record))

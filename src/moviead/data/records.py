@@ -1,0 +1,104 @@
+"""Plain dataclasses for what the readers produce. No tensors here: records are text and times.
+
+Every reader in :mod:`moviead.data.formats` returns these, whatever the on-disk format, so the rest of
+the data layer (context assembly, datasets, summaries) works the same for MAD-v2, LSMDC, Storyboard-v2,
+TV-AD and CMD-AD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ADRecord:
+    """One audio description of one movie.
+
+    Attributes:
+        movie: movie (or episode) id, the key of its features.
+        index: position within the movie after sorting by start time (0-based).
+        start: start time in seconds.
+        end: end time in seconds (> start).
+        text: the AD text used as target (named by default).
+        text_named: the AD with character names, when the source has it.
+        text_unnamed: the AD with names replaced ("someone", pronouns), when the source has it.
+        characters: names of the characters the AD mentions, when known.
+    """
+
+    movie: str
+    index: int
+    start: float
+    end: float
+    text: str
+    text_named: str | None = None
+    text_unnamed: str | None = None
+    characters: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class SubtitleRecord:
+    """One subtitle (dialogue line) of a movie, times in seconds."""
+
+    movie: str
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class LSMDCRecord:
+    """One row of an LSMDC annotation TSV.
+
+    ``clip_id`` is not unique in LSMDC (the same clip can carry two sentences), so ``row`` (0-based line
+    number in its file) identifies a record. Times are seconds parsed from the ``HH.MM.SS.mmm`` columns.
+    """
+
+    clip_id: str
+    movie: str
+    row: int
+    start_aligned: float
+    end_aligned: float
+    start_extracted: float
+    end_extracted: float
+    text: str
+
+
+@dataclass(frozen=True)
+class CharacterBox:
+    """One detected character in a Storyboard-v2 clip: box in pixels, detector confidence, face distance."""
+
+    name: str
+    box: tuple[float, float, float, float]
+    confidence: float
+    distance: float
+
+
+@dataclass(frozen=True)
+class StoryboardRecord:
+    """One Storyboard-v2 record (FocusedAD §4.1).
+
+    ``clip_type`` is 1 (main characters only), 2 (main and other characters) or 3 (no main character).
+    """
+
+    movie_id: str
+    global_id: str
+    clip_type: int
+    resolution: tuple[int, int]
+    main_characters: tuple[str, ...]
+    num_characters: int
+    synopsis: str
+    clip_path: str
+    detections: tuple[CharacterBox, ...] = ()
+
+
+@dataclass
+class MovieAnnotations:
+    """All ADs and subtitles of one movie, each sorted by start time."""
+
+    movie: str
+    ads: list[ADRecord] = field(default_factory=list)
+    subtitles: list[SubtitleRecord] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Model components (plain torch): the PME Q-Former, adapters, selection modules and decoders."""

