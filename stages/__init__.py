@@ -1,0 +1,1 @@
+"""LightningModules: thin training stages that receive their models and losses (installed as moviead.stages)."""
