@@ -1,11 +1,12 @@
 """Benchmark: random 8-frame clips through MADDataModule's DataLoader (2 workers) from 1 GB and 4 GB h5 files.
 
-Writes fp16 768-d MAD-v2-layout feature files (movies of 2 h at 5 fps) with AD and split files beside them,
+Writes fp16 768-d MAD-v2-layout feature files (movies of 2 h at 5 fps) with 36,000 ADs spread over the movies
+(the same number for every size, so that only the feature file grows) and split files beside them,
 then reads batches of 64 random clips (linspace sampling, oracle context, no tokenizer) and reports
 clips/s after a warm-up and the peak resident memory of the main process plus its workers, sampled every
 20 ms. Targets (issue #2): ≥ 2,000 clips/s; peak RSS grows < 100 MB from the 1 GB to the 4 GB file.
 
-    .venv/bin/python bench/loader.py [--sizes-gb 1 4] [--clips 40000] [--workdir bench/.work] [--keep]
+    .venv/bin/python bench/loader.py [--sizes-gb 1 4] [--clips 30000] [--workdir bench/.work] [--keep]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from moviead.config import load_config
 from moviead.datamodules import MADDataModule
 
 DIM, FPS, MOVIE_FRAMES = 768, 5.0, 36_000  # 2 h at 5 fps
-ADS_PER_MOVIE = 1_000
+TOTAL_ADS = 36_000  # the same in every file size, so that only the feature file grows
 
 
 def write_dataset(root: Path, size_gb: float, seed: int = 0) -> int:
@@ -40,7 +41,7 @@ def write_dataset(root: Path, size_gb: float, seed: int = 0) -> int:
             data = h5.create_dataset(name, shape=(MOVIE_FRAMES, DIM), dtype=np.float16)
             for first in range(0, MOVIE_FRAMES, 6_000):
                 data[first : first + 6_000] = rng.random((6_000, DIM), dtype=np.float32).astype(np.float16)
-            starts = np.sort(rng.uniform(0, MOVIE_FRAMES / FPS - 10, ADS_PER_MOVIE))
+            starts = np.sort(rng.uniform(0, MOVIE_FRAMES / FPS - 10, TOTAL_ADS // movies))
             for s in starts:
                 rows.append(f"{name},{s:.3f},{s + rng.uniform(1, 8):.3f},someone does something")
     (root / "ads.csv").write_text("\n".join(rows) + "\n")
@@ -103,7 +104,7 @@ def measure(root: Path, clips: int, workers: int, batch_size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes-gb", type=float, nargs="+", default=[1.0, 4.0])
-    parser.add_argument("--clips", type=int, default=40_000)
+    parser.add_argument("--clips", type=int, default=30_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workdir", type=Path, default=Path("bench/.work"))
