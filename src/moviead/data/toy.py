@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from moviead.data import toy_grammar as g
+from moviead.data.toy_tokenizers import write_bert_wordpiece
 
 _CONCEPTS, _FEATURES, _LSMDC, _STORYBOARD = 0, 2, 3, 4  # independent random streams (1: toy_grammar)
 WEIGHTS = {"slot": 1.0, "action": 1.0, "object": 1.0, "place": 0.8, "dialogue": 1.5, "clip_mean": 1.5,
@@ -326,6 +327,9 @@ def write_toy_dataset(
                                 "num_frames": int(f.shape[0])} for m, f in zip(plans, features)},  # fmt: skip
     }
     _write_json(root / "toy_manifest.json", manifest)
+    corpus = [g.ad_sentence(ad.sentence) for m in plans for ad in m.ads]
+    corpus += [sub.text for m in plans for sub in m.subtitles] + ["someone", "SOMEONE"]
+    write_bert_wordpiece(corpus, root / "tokenizers" / "bert-wordpiece")
     return ToyDatasetInfo(
         root=root,
         mad=root / "mad",

@@ -1,0 +1,240 @@
+"""Benchmark: one Stage-I PME training step (VTC + VTM + VTG), tiny and BERT-base widths, SDPA vs eager attention.
+
+The step computes the losses as ``stages/alignment_pme.py`` does on one process: query and [CLS] features,
+max-over-queries similarities, InfoNCE (VTC); hard negatives sampled from the similarities, a 3B-pair
+bidirectional pass and the 2-way ITM head (VTM); a causal pass with the tied LM head and label smoothing 0.1
+(VTG); then backward and an AdamW step. Inputs: batch 8, T=40 frames of 768-d features (some padded),
+text length 32 (some padded). Reported per configuration: median forward+backward time over the timed steps
+after warm-up, median AdamW step time, and peak memory: on CPU the peak RSS of the process sampled every
+5 ms (each configuration runs in its own subprocess so peaks do not carry over), on CUDA
+``torch.cuda.max_memory_allocated``. Before timing, the eval-mode (no dropout) loss is printed so that SDPA
+and eager can be compared for equality.
+
+    .venv/bin/python bench/stage1_step.py [--device cpu|cuda] [--sizes tiny base] [--attn sdpa eager]
+        [--warmup 3] [--steps 5] [--memory-steps 2] [--amp bf16] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import psutil
+import torch
+
+from moviead.losses import info_nce, lm_labels, sample_hard_negatives, vtc_similarities, vtg_loss, vtm_loss
+from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
+
+BATCH, FRAMES, DIM, TEXT_LEN, VOCAB = 8, 40, 768, 32, 30522
+SIZES: dict[str, dict[str, Any]] = {
+    # configs/stage1/pme_tiny.yaml
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                 num_query_tokens=8, embed_dim=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+    # configs/stage1/pme.yaml: BERT-base, 32 queries, dropout 0.1
+    "base": dict(num_query_tokens=32),
+}
+
+
+class PeakRSS:
+    """Samples this process's RSS in a background thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, me.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_batch(device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """frames (B, T, 768), frame_mask (B, T) bool, text_ids / text_mask (B, L); a few samples are padded."""
+    gen = torch.Generator().manual_seed(seed)
+    frame_len = torch.randint(FRAMES // 2, FRAMES + 1, (BATCH,), generator=gen)
+    frame_len[0] = FRAMES
+    text_len = torch.randint(TEXT_LEN // 2, TEXT_LEN + 1, (BATCH,), generator=gen)
+    text_len[0] = TEXT_LEN
+    text_ids = torch.randint(1000, VOCAB, (BATCH, TEXT_LEN), generator=gen)
+    text_ids[:, 0] = 101  # [CLS]
+    batch = {
+        "frames": torch.randn(BATCH, FRAMES, DIM, generator=gen),
+        "frame_mask": torch.arange(FRAMES)[None] < frame_len[:, None],
+        "text_ids": text_ids,
+        "text_mask": torch.arange(TEXT_LEN)[None] < text_len[:, None],
+    }
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def stage1_loss(model: PretrainedMovieEncoder, batch: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+    """L_s1 = L_VTC + L_VTM + L_VTG on one process, as PMEAlignmentStage computes it (scalar)."""
+    frames, frame_mask = batch["frames"], batch["frame_mask"]  # (B, T, D), (B, T)
+    text_ids, text_mask = batch["text_ids"], batch["text_mask"]  # (B, L)
+    model.clamp_temp_()
+    query_feats = model.query_features(frames, frame_mask)  # (B, Nq, E)
+    text_feats = model.text_features(text_ids, text_mask)  # (B, E)
+    sim_v2t, sim_t2v, offset = vtc_similarities(query_feats, text_feats, gather=False)  # (B, B) each
+    vtc = info_nce(sim_v2t, sim_t2v, model.temp, offset)
+    neg_text, neg_video = sample_hard_negatives(sim_v2t, sim_t2v, model.temp.detach(), offset, generator=gen)
+    video = torch.cat([frames, frames, frames[neg_video]])  # (3B, T, D)
+    video_mask = torch.cat([frame_mask, frame_mask, frame_mask[neg_video]])
+    ids = torch.cat([text_ids, text_ids[neg_text], text_ids])  # (3B, L)
+    mask = torch.cat([text_mask, text_mask[neg_text], text_mask])
+    labels = torch.cat([torch.ones(BATCH), torch.zeros(2 * BATCH)]).long().to(frames.device)
+    vtm = vtm_loss(model.itm_logits(video, video_mask, ids, mask), labels)
+    logits = model.lm_logits(frames, frame_mask, text_ids, text_mask)  # (B, L, V)
+    vtg = vtg_loss(logits, lm_labels(text_ids, text_mask), label_smoothing=0.1)
+    return vtc + vtm + vtg
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(size: str, attn: str, device: torch.device) -> tuple[PretrainedMovieEncoder, torch.optim.Optimizer]:
+    """The PME of ``size`` (weights from seed 0, so identical for every ``attn``) and its AdamW."""
+    torch.manual_seed(0)
+    config = PMEConfig(**SIZES[size], max_frames=64, vocab_size=VOCAB, attn_implementation=attn)
+    model = PretrainedMovieEncoder(config).to(device)
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+
+
+def train_step(
+    model: PretrainedMovieEncoder, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+    gen: torch.Generator, amp: str | None,
+) -> tuple[float, float]:
+    """One step; returns (forward+backward seconds, AdamW step seconds)."""
+    device = batch["frames"].device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else nullcontext()
+    optimizer.zero_grad(set_to_none=True)
+    sync(device)
+    began = time.perf_counter()
+    with autocast:
+        loss = stage1_loss(model, batch, gen)
+    loss.backward()
+    sync(device)
+    middle = time.perf_counter()
+    optimizer.step()
+    sync(device)
+    return middle - began, time.perf_counter() - middle
+
+
+@torch.no_grad()
+def eval_loss(model: PretrainedMovieEncoder, batch: dict[str, torch.Tensor], amp: str | None) -> float:
+    """L_s1 in eval mode (no dropout), fixed negatives: equal for SDPA and eager up to rounding."""
+    model.eval()
+    autocast = torch.autocast(batch["frames"].device.type, dtype=torch.bfloat16) if amp == "bf16" else nullcontext()
+    with autocast:
+        value = stage1_loss(model, batch, torch.Generator().manual_seed(1)).item()
+    model.train()
+    return value
+
+
+def measure_memory(size: str, attn: str, device: torch.device, steps: int, amp: str | None) -> dict[str, Any]:
+    """Peak memory of ``steps`` training steps of one configuration, in this (fresh) process."""
+    rss_before = psutil.Process().memory_info().rss
+    with PeakRSS() as rss:
+        model, optimizer = build(size, attn, device)
+        batch, gen = make_batch(device), torch.Generator().manual_seed(0)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(steps):
+            train_step(model, optimizer, batch, gen, amp)
+    if device.type == "cuda":
+        return {"peak_mb": round(torch.cuda.max_memory_allocated(device) / 2**20), "peak_over_start_mb": None}
+    return {"peak_mb": round(rss.peak / 2**20), "peak_over_start_mb": round((rss.peak - rss_before) / 2**20)}
+
+
+def measure_time(
+    size: str, attns: list[str], device: torch.device, warmup: int, steps: int, amp: str | None
+) -> list[dict[str, Any]]:
+    """Times every attention implementation of ``size``, interleaving their steps (A B A B ...) so that load
+    from other processes on a shared machine hits all of them alike."""
+    batch = make_batch(device)
+    runs = {attn: (*build(size, attn, device), torch.Generator().manual_seed(0)) for attn in attns}
+    losses = {attn: eval_loss(model, batch, amp) for attn, (model, _, _) in runs.items()}
+    times: dict[str, list[tuple[float, float]]] = {attn: [] for attn in attns}
+    for step in range(warmup + steps):
+        for attn, (model, optimizer, gen) in runs.items():
+            timing = train_step(model, optimizer, batch, gen, amp)
+            if step >= warmup:
+                times[attn].append(timing)
+    rows = []
+    for attn in attns:
+        fwd_bwd = [t[0] for t in times[attn]]
+        model = runs[attn][0]
+        rows.append({
+            "size": size, "attn": attn, "device": device.type, "amp": amp or "fp32",
+            "threads": torch.get_num_threads(),
+            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+            "eval_loss": round(losses[attn], 6),
+            "fwd_bwd_ms": round(1000 * statistics.median(fwd_bwd), 1),
+            "fwd_bwd_min_ms": round(1000 * min(fwd_bwd), 1),
+            "fwd_bwd_each_ms": [round(1000 * t) for t in fwd_bwd],
+            "adamw_ms": round(1000 * statistics.median(t[1] for t in times[attn]), 1),
+            "steps": steps, "warmup": warmup,
+        })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["tiny", "base"])
+    parser.add_argument("--attn", nargs="+", choices=["sdpa", "eager"], default=["sdpa", "eager"])
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
+    parser.add_argument("--memory-steps", type=int, default=2, help="steps of each peak-memory run")
+    parser.add_argument("--amp", choices=["bf16"], default=None, help="autocast dtype (default: fp32)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    amp_args = (["--amp", args.amp] if args.amp else []) + (["--threads", str(args.threads)] if args.threads else [])
+    if args.memory_only:
+        row = measure_memory(args.sizes[0], args.attn[0], device, args.memory_steps, args.amp)
+        print("RESULT " + json.dumps(row), flush=True)
+        return
+    rows = []
+    for size in args.sizes:
+        memory = {}
+        for attn in args.attn:  # one fresh process each: RSS peaks do not carry over
+            cmd = [sys.executable, __file__, "--memory-only", "--device", args.device, "--sizes", size,
+                   "--attn", attn, "--memory-steps", str(args.memory_steps), *amp_args]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy()).stdout
+            memory[attn] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+        for row in measure_time(size, args.attn, device, args.warmup, args.steps, args.amp):
+            row.update(memory[row["attn"]])
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    mem = "peak CUDA allocated" if args.device == "cuda" else "peak RSS (growth)"
+    print(f"\n| size | attention | params | fwd+bwd median (min) | AdamW step | {mem} | eval loss |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        extra = "" if r["peak_over_start_mb"] is None else f" (+{r['peak_over_start_mb']:,} MB)"
+        print(f"| {r['size']} | {r['attn']} | {r['params_m']} M | {r['fwd_bwd_ms']:,} ms ({r['fwd_bwd_min_ms']:,}) | "
+              f"{r['adamw_ms']:,} ms | {r['peak_mb']:,} MB{extra} | {r['eval_loss']:.5f} |")
+
+
+if __name__ == "__main__":
+    main()

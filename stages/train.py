@@ -1,0 +1,131 @@
+"""``moviead train``: build the data, the models and the stage a config names, fit, export.
+
+Run folder ``<trainer.default_root_dir>/<name>``: ``config.yaml`` (resolved), ``metrics.csv`` (CSV logger),
+``checkpoints/`` (``last.ckpt`` and the best by the stage's monitor) and ``export/`` (what Stage-II loads).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from moviead.config import TaskName, save_config
+from moviead.datamodules import build_datamodule
+from moviead.data.tokenization import load_hf_tokenizer
+from moviead.losses import PMELossWeights
+from moviead.models.lavis_convert import convert_lavis_state_dict, load_pme, save_pme
+from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
+from moviead.stages.alignment_pme import PMEAlignmentStage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    export_dir: Path
+    metrics: dict[str, float]
+
+
+@dataclass
+class StageBundle:
+    """What a task needs: the LightningModule, the tokenizer for the data layer, the monitor and an exporter."""
+
+    stage: L.LightningModule
+    tokenizer: Any
+    monitor: str
+    export: Callable[[Path], None]
+
+
+def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
+    """The PME of ``cfg.pme.model``, initialised from ``cfg.pme.init_from`` when given.
+
+    ``init_from`` is a PME export folder (Stage-I output or ``moviead convert-lavis`` output) or a LAVIS
+    BLIP-2 ``.pth`` (converted in memory, mismatched tensors re-initialised and logged).
+    """
+    model_cfg = PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True))
+    model = PretrainedMovieEncoder(model_cfg)
+    source = cfg.pme.init_from
+    if source:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"pme.init_from: {path} does not exist (a PME export folder or a LAVIS .pth)")
+        if path.is_dir():
+            loaded = load_pme(path)
+            model.load_state_dict(loaded.state_dict(), strict=True)
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            converted, report = convert_lavis_state_dict(state.get("model", state), model)
+            model.load_state_dict(converted, strict=True)
+            log.info("initialised the PME from %s\n%s", path, report.summary())
+    return model
+
+
+def _pme_bundle(cfg: DictConfig) -> StageBundle:
+    model = build_pme(cfg)
+    losses = cfg.pme.losses
+    stage = PMEAlignmentStage(
+        model,
+        PMELossWeights(vtc=losses.vtc, vtm=losses.vtm, vtg=losses.vtg),
+        cfg.optim,
+        vtc_label_smoothing=losses.vtc_label_smoothing,
+        vtg_label_smoothing=losses.vtg_label_smoothing,
+        vtg_bos_token_id=losses.vtg_bos_token_id,
+        seed=cfg.seed,
+    )
+    model_cfg = PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True))
+    tokenizer = load_hf_tokenizer(cfg.pme.tokenizer)
+    if len(tokenizer) > model_cfg.vocab_size:
+        raise ValueError(f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "
+                         f"{model_cfg.vocab_size}: set pme.model.vocab_size >= {len(tokenizer)}")
+    return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: save_pme(model, model_cfg, out))
+
+
+BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {TaskName.pme_alignment: _pme_bundle}
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str) -> L.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` with a CSV logger and last/best checkpoints in ``run_dir``."""
+    t = cfg.trainer
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1, monitor=monitor,
+                                  mode="max", filename="best")
+    loggers = [CSVLogger(str(run_dir), name="", version="")] if cfg.logger.csv else False
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        max_epochs=t.max_epochs, max_steps=t.max_steps, accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
+        val_check_interval=t.val_check_interval, deterministic=t.deterministic, default_root_dir=str(run_dir),
+        enable_progress_bar=t.enable_progress_bar, enable_model_summary=t.enable_progress_bar,
+        logger=loggers, callbacks=[checkpoints],
+    )
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Fit the task of ``cfg`` and export its result; returns the run folder, export folder and final metrics."""
+    L.seed_everything(cfg.seed, workers=True)
+    task = TaskName(cfg.task)
+    if task not in BUILDERS:
+        raise ValueError(f"task {task.value!r} has no trainer yet; choose one of {[t.value for t in BUILDERS]}")
+    run_dir = Path(cfg.trainer.default_root_dir) / cfg.name
+    save_config(cfg, run_dir / "config.yaml")
+    bundle = BUILDERS[task](cfg)
+    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer)
+    trainer = build_trainer(cfg, run_dir, bundle.monitor)
+    trainer.fit(bundle.stage, datamodule=datamodule)
+    # Lightning may skip the checkpoint of the final epoch: make "last" the weights that get exported.
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    export_dir = run_dir / "export"
+    if trainer.is_global_zero:
+        bundle.export(export_dir)
+        save_config(cfg, export_dir / "config.yaml")
+    return TrainResult(run_dir, export_dir, metrics)
