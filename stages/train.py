@@ -47,7 +47,8 @@ class StageBundle:
 def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
     """The PME of ``cfg.pme.model``, initialised from ``cfg.pme.init_from`` when given.
 
-    ``init_from`` is a PME export folder (Stage-I output or ``moviead convert-lavis`` output) or a LAVIS
+    ``init_from`` is a PME export (folder or ``.safetensors`` beside its ``pme_config.json``: Stage-I or
+    ``moviead convert-lavis`` output) or a LAVIS
     BLIP-2 ``.pth`` (converted in memory, mismatched tensors re-initialised and logged).
     """
     model_cfg = PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True))
@@ -57,7 +58,7 @@ def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"pme.init_from: {path} does not exist (a PME export folder or a LAVIS .pth)")
-        if path.is_dir():
+        if path.is_dir() or path.suffix == ".safetensors":
             loaded = load_pme(path)
             model.load_state_dict(loaded.state_dict(), strict=True)
         else:
@@ -90,7 +91,40 @@ def _pme_bundle(cfg: DictConfig) -> StageBundle:
     return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: save_pme(model, model_cfg, out))
 
 
-BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {TaskName.pme_alignment: _pme_bundle}
+def _clip_bundle(cfg: DictConfig) -> StageBundle:
+    """DistinctAD Stage-I. Export: adapter mode → ``clip_adapter.safetensors`` (the adapter and temperatures;
+    the frozen CLIP named in the config is unchanged); tower mode → the adapted CLIP in open_clip's
+    ``local-dir:`` layout (``export/open_clip``), which ``moviead extract-features`` loads as is."""
+    import open_clip
+    from safetensors.torch import save_model
+
+    from moviead.models.clip_adapter import CLIPAdaptationConfig, CLIPVideoAdapter
+    from moviead.models.clip_towers import OpenCLIPTokenizer, load_open_clip, save_open_clip_dir
+    from moviead.stages.alignment_clip import CLIPAdaptationStage
+
+    config = CLIPAdaptationConfig(**OmegaConf.to_container(cfg.clip, resolve=True))
+    if config.mode == "adapter" and config.feature_dim != cfg.data.feature_dim:
+        raise ValueError(f"clip.feature_dim={config.feature_dim} but data.feature_dim={cfg.data.feature_dim}: "
+                         "adapter mode reads the data's CLIP features, so the two must agree")
+    clip_model, _, clip_tokenizer = load_open_clip(config.clip_model, config.clip_checkpoint, config.random_init,
+                                                   config.clip_model_config_file)
+    model = CLIPVideoAdapter(clip_model, config, clip_tokenizer)
+
+    def export(out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        if config.mode == "tower":
+            save_open_clip_dir(clip_model, open_clip.get_model_config(config.clip_model), out / "open_clip")
+        else:
+            save_model(model, str(out / "clip_adapter.safetensors"))
+
+    tokenizer = OpenCLIPTokenizer(clip_tokenizer, int(clip_model.context_length))
+    return StageBundle(CLIPAdaptationStage(model, cfg.optim), tokenizer, "val/t2v_r1", export)
+
+
+BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {
+    TaskName.pme_alignment: _pme_bundle,
+    TaskName.clip_adaptation: _clip_bundle,
+}
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str) -> L.Trainer:

@@ -67,6 +67,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_lavis(args: argparse.Namespace) -> int:
+    from moviead.models.lavis_convert import run_convert_lavis
+
+    overrides = {k: v for k, v in (("vision_width", args.vision_width), ("num_query_tokens", args.num_query_tokens),
+                                   ("vocab_size", args.vocab_size)) if v is not None}
+    report = run_convert_lavis(args.input, args.output, overrides)
+    print(report.summary())
+    print(f"wrote {args.output} (use it as pme.init_from)")
+    return 0
+
+
+def cmd_extract_features(args: argparse.Namespace) -> int:
+    from moviead.extraction import run_extract_features
+
+    report = run_extract_features(
+        args.video, args.out, args.clip_model, args.clip_checkpoint, args.fps, args.batch_size,
+        random_init=args.random_init, device=args.device, normalize=not args.no_normalize,
+    )
+    print(report)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     files, overrides = _split_config_args(args.items)
     print(to_yaml(load_config(files, overrides)), end="")
@@ -94,6 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="+", help="YAML files then key=value overrides, e.g. configs/stage1/pme.yaml "
                        "configs/data/mad.yaml data.root=/data/MAD")
     train.set_defaults(func=cmd_train)
+
+    convert = sub.add_parser("convert-lavis", help="convert a LAVIS BLIP-2 checkpoint (.pth) into a PME (.safetensors)")
+    convert.add_argument("input", help="LAVIS checkpoint, e.g. blip2_pretrained_vitL.pth")
+    convert.add_argument("output", help="output .safetensors (pme_config.json is written beside it)")
+    convert.add_argument("--vision-width", type=int, help="frame-feature width (default 768, MAD's CLIP L/14)")
+    convert.add_argument("--num-query-tokens", type=int, help="queries (default 32)")
+    convert.add_argument("--vocab-size", type=int, help="vocabulary (default 30523, BERT + [DEC])")
+    convert.set_defaults(func=cmd_convert_lavis)
+
+    extract = sub.add_parser("extract-features", help="decode videos and write CLIP frame features (MAD-v2 h5 layout)")
+    extract.add_argument("video", help="a video file or a folder of videos (mp4, mkv, avi, mov, webm)")
+    extract.add_argument("--out", required=True, help="output .h5 (one (T, D) dataset per video; reruns resume)")
+    extract.add_argument("--fps", type=float, default=5.0, help="frames per second (default 5, as MAD)")
+    extract.add_argument("--clip-model", default="ViT-L-14", help="open_clip architecture, or local-dir:PATH "
+                         "(e.g. the adapted CLIP exported by Stage-I)")
+    extract.add_argument("--clip-checkpoint", help="weights file for an architecture name")
+    extract.add_argument("--random-init", action="store_true", help="random CLIP weights (tests only)")
+    extract.add_argument("--batch-size", type=int, default=64)
+    extract.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    extract.add_argument("--no-normalize", action="store_true", help="keep raw embeddings (default: L2-normalised)")
+    extract.set_defaults(func=cmd_extract_features)
 
     config = sub.add_parser("config", help="print the resolved config of YAML files and key=value overrides")
     config.add_argument("items", nargs="*", help="YAML files then key=value overrides")

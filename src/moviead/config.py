@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from moviead.models.clip_adapter import CLIPAdaptationConfig
 from moviead.models.qformer import PMEConfig
 
 
@@ -198,6 +199,7 @@ class ExperimentConfig:
     seed: int = 0
     task: TaskName = TaskName.pme_alignment
     pme: PMEStageConfig = field(default_factory=PMEStageConfig)
+    clip: CLIPAdaptationConfig = field(default_factory=CLIPAdaptationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -44,6 +44,7 @@ class CLIPAdaptationConfig:
     clip_model: str = "ViT-L-14"  # open_clip architecture name or "local-dir:PATH"
     clip_checkpoint: str | None = None  # weights file for an architecture name
     random_init: bool = False  # random CLIP weights: toy runs and tests only
+    clip_model_config_file: str | None = None  # an open_clip architecture JSON registered under its file stem
     n_trainable_blocks: int = 2  # tower mode: last N vision blocks (+ final LayerNorm/projection) trained
     adapter_layers: int = 2  # adapter mode: temporal transformer layers (0: LayerNorm + linear residual)
     adapter_heads: int = 8

@@ -46,7 +46,7 @@ def save_open_clip_dir(model: nn.Module, model_cfg: dict[str, Any], out_dir: str
 
 
 def load_open_clip(
-    model_name: str, checkpoint: str | None = None, random_init: bool = False
+    model_name: str, checkpoint: str | None = None, random_init: bool = False, model_config_file: str | None = None
 ) -> tuple[nn.Module, Callable, Callable]:
     """An open_clip CLIP model, its eval image transform and its tokenizer, without any download.
 
@@ -54,10 +54,16 @@ def load_open_clip(
         model_name: an open_clip architecture name (``ViT-L-14``, ``ViT-B-32``) or ``local-dir:PATH``.
         checkpoint: path of the weights for an architecture name (``.pt``/``.bin``/``.safetensors``).
         random_init: allow random weights (toy runs and tests only).
+        model_config_file: an open_clip architecture JSON (``{"embed_dim", "vision_cfg", "text_cfg"}``),
+            registered under its file stem before ``model_name`` is looked up.
 
     Raises:
         FileNotFoundError: a checkpoint or local dir that does not exist, or no weights given at all.
     """
+    if model_config_file is not None:
+        if not Path(model_config_file).is_file():
+            raise FileNotFoundError(f"open_clip model config not found: {model_config_file}")
+        open_clip.add_model_config(model_config_file)
     if model_name.startswith(LOCAL_DIR):
         folder = Path(model_name[len(LOCAL_DIR):])
         if not (folder / "open_clip_config.json").is_file():
