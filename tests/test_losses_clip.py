@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from _dist import free_port
 from moviead.losses import clip_adaptation_loss, clip_global_loss, frame_word_loss, frame_word_similarity
 
 
@@ -141,15 +141,11 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow  # spawns two Python processes
 def test_clip_losses_ddp_match_single_process(tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_ddp_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     frames, frame_mask, words, word_mask, model = _ddp_data()
     frame_emb = model(frames)
     video = torch.cat([frame_emb[:LOCAL_B, :3].mean(dim=1), frame_emb[LOCAL_B:].mean(dim=1)])

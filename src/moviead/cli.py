@@ -36,7 +36,10 @@ def cmd_make_toy_data(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     info = write_toy_dataset(Path(args.out), movies=args.movies, seed=args.seed, feature_dim=args.dim)
     print(f"wrote the toy data set to {args.out} in {time.perf_counter() - began:.1f} s")
-    print(info.describe() if hasattr(info, "describe") else info)
+    print(f"  {len(info.movies)} movies ({len(info.train_movies)} train, {len(info.eval_movies)} eval), "
+          f"{info.num_ads} ADs, {info.num_subtitles} subtitles, {info.num_frames} frames")
+    print(f"  MAD-v2: {info.mad}\n  LSMDC: {info.lsmdc} ({info.num_lsmdc_rows} rows)\n"
+          f"  Storyboard-v2: {info.storyboard} ({info.num_storyboard_records} records)")
     return 0
 
 

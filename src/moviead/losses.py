@@ -72,6 +72,24 @@ def all_gather_batch(x: torch.Tensor, with_grad: bool = True) -> tuple[torch.Ten
 # ---------------------------------------------------------------------------------------------- VTC
 
 
+def _normalized_pair(
+    a: torch.Tensor, b: torch.Tensor, gather: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """L2-normalise both sides (last dim); with ``gather``, also all ranks' rows (with gradient).
+
+    Returns ``(a, b, a_all, b_all, offset)``: the local normalised tensors, the global ones and the global
+    index of this rank's first row.
+    """
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    if not gather:
+        return a, b, a, b, 0
+    a_all, offset = all_gather_batch(a)
+    b_all, _ = all_gather_batch(b)
+    return a, b, a_all, b_all, offset
+
+
+
+
 def vtc_similarities(
     query_feats: torch.Tensor, text_feats: torch.Tensor, gather: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -88,13 +106,7 @@ def vtc_similarities(
         ``(sim_v2t, sim_t2v, offset)``: (B, N) local videos vs all N texts, (B, N) local texts vs all N videos,
         and the global index of this rank's first item (the positive of local row i is column offset + i).
     """
-    query_feats = F.normalize(query_feats, dim=-1)
-    text_feats = F.normalize(text_feats, dim=-1)
-    if gather:
-        query_all, offset = all_gather_batch(query_feats)
-        text_all, _ = all_gather_batch(text_feats)
-    else:
-        query_all, text_all, offset = query_feats, text_feats, 0
+    query_feats, text_feats, query_all, text_all, offset = _normalized_pair(query_feats, text_feats, gather)
     sim_v2t = torch.einsum("bqe,ne->bnq", query_feats, text_all).amax(dim=-1)  # (B, N)
     sim_t2v = torch.einsum("be,nqe->bnq", text_feats, query_all).amax(dim=-1)  # (B, N)
     return sim_v2t, sim_t2v, offset
@@ -293,13 +305,7 @@ def clip_global_loss(
     Returns:
         scalar: this rank's loss; averaged over ranks it equals the loss of one process on the joined batch.
     """
-    video_emb = F.normalize(video_emb, dim=-1)
-    text_emb = F.normalize(text_emb, dim=-1)
-    if gather:
-        video_all, offset = all_gather_batch(video_emb)
-        text_all, _ = all_gather_batch(text_emb)
-    else:
-        video_all, text_all, offset = video_emb, text_emb, 0
+    video_emb, text_emb, video_all, text_all, offset = _normalized_pair(video_emb, text_emb, gather)
     sim_v2t = video_emb @ text_all.t()  # (B, N)
     sim_t2v = text_emb @ video_all.t()  # (B, N)
     return info_nce(sim_v2t, sim_t2v, temp, offset)
