@@ -5,13 +5,15 @@ max-over-queries similarities, InfoNCE (VTC); hard negatives sampled from the si
 bidirectional pass and the 2-way ITM head (VTM); a causal pass with the tied LM head and label smoothing 0.1
 (VTG); then backward and an AdamW step. Inputs: batch 8, T=40 frames of 768-d features (some padded),
 text length 32 (some padded). Reported per configuration: median forward+backward time over the timed steps
-after warm-up, median AdamW step time, and peak memory: on CPU the peak RSS of the process sampled every
-5 ms (each configuration runs in its own subprocess so peaks do not carry over), on CUDA
-``torch.cuda.max_memory_allocated``. Before timing, the eval-mode (no dropout) loss is printed so that SDPA
-and eager can be compared for equality.
+after warm-up (and every timed step), median AdamW step time, and peak memory: on CPU the peak RSS of the
+process sampled every 5 ms, on CUDA ``torch.cuda.max_memory_allocated``. Each configuration runs in its own
+subprocess, so that RSS peaks do not carry over (an earlier version that interleaved the steps of two BERT-base
+models in one process gave erratic times, 12-55 s for the same step). ``--rounds 2`` repeats everything in
+the opposite order, to see drift from other load on a shared machine (the 1-min load average is recorded).
+The eval-mode (no dropout) loss before training is recorded so that SDPA and eager can be compared.
 
     .venv/bin/python bench/stage1_step.py [--device cpu|cuda] [--sizes tiny base] [--attn sdpa eager]
-        [--warmup 3] [--steps 5] [--memory-steps 2] [--amp bf16] [--threads N]
+        [--warmup 3] [--steps 5] [--rounds 1] [--amp bf16] [--threads N]
 """
 
 from __future__ import annotations
@@ -148,51 +150,33 @@ def eval_loss(model: PretrainedMovieEncoder, batch: dict[str, torch.Tensor], amp
     return value
 
 
-def measure_memory(size: str, attn: str, device: torch.device, steps: int, amp: str | None) -> dict[str, Any]:
-    """Peak memory of ``steps`` training steps of one configuration, in this (fresh) process."""
+def measure(size: str, attn: str, device: torch.device, warmup: int, steps: int, amp: str | None) -> dict[str, Any]:
+    """Times ``warmup + steps`` training steps of one configuration and records the peak memory (call it in a
+    fresh process: RSS does not shrink back, and a second model in the same process distorts both)."""
     rss_before = psutil.Process().memory_info().rss
     with PeakRSS() as rss:
         model, optimizer = build(size, attn, device)
         batch, gen = make_batch(device), torch.Generator().manual_seed(0)
+        loss = eval_loss(model, batch, amp)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(steps):
-            train_step(model, optimizer, batch, gen, amp)
+        times = [train_step(model, optimizer, batch, gen, amp) for _ in range(warmup + steps)][warmup:]
+    fwd_bwd = [t[0] for t in times]
+    row: dict[str, Any] = {
+        "size": size, "attn": attn, "device": device.type, "amp": amp or "fp32", "threads": torch.get_num_threads(),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "eval_loss": round(loss, 6),
+        "fwd_bwd_ms": round(1000 * statistics.median(fwd_bwd), 1),
+        "fwd_bwd_min_ms": round(1000 * min(fwd_bwd), 1),
+        "fwd_bwd_each_ms": [round(1000 * t) for t in fwd_bwd],
+        "adamw_ms": round(1000 * statistics.median(t[1] for t in times), 1),
+        "steps": steps, "warmup": warmup, "load_1min": round(os.getloadavg()[0], 1),
+    }
     if device.type == "cuda":
-        return {"peak_mb": round(torch.cuda.max_memory_allocated(device) / 2**20), "peak_over_start_mb": None}
-    return {"peak_mb": round(rss.peak / 2**20), "peak_over_start_mb": round((rss.peak - rss_before) / 2**20)}
-
-
-def measure_time(
-    size: str, attns: list[str], device: torch.device, warmup: int, steps: int, amp: str | None
-) -> list[dict[str, Any]]:
-    """Times every attention implementation of ``size``, interleaving their steps (A B A B ...) so that load
-    from other processes on a shared machine hits all of them alike."""
-    batch = make_batch(device)
-    runs = {attn: (*build(size, attn, device), torch.Generator().manual_seed(0)) for attn in attns}
-    losses = {attn: eval_loss(model, batch, amp) for attn, (model, _, _) in runs.items()}
-    times: dict[str, list[tuple[float, float]]] = {attn: [] for attn in attns}
-    for step in range(warmup + steps):
-        for attn, (model, optimizer, gen) in runs.items():
-            timing = train_step(model, optimizer, batch, gen, amp)
-            if step >= warmup:
-                times[attn].append(timing)
-    rows = []
-    for attn in attns:
-        fwd_bwd = [t[0] for t in times[attn]]
-        model = runs[attn][0]
-        rows.append({
-            "size": size, "attn": attn, "device": device.type, "amp": amp or "fp32",
-            "threads": torch.get_num_threads(),
-            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-            "eval_loss": round(losses[attn], 6),
-            "fwd_bwd_ms": round(1000 * statistics.median(fwd_bwd), 1),
-            "fwd_bwd_min_ms": round(1000 * min(fwd_bwd), 1),
-            "fwd_bwd_each_ms": [round(1000 * t) for t in fwd_bwd],
-            "adamw_ms": round(1000 * statistics.median(t[1] for t in times[attn]), 1),
-            "steps": steps, "warmup": warmup,
-        })
-    return rows
+        row.update(peak_mb=round(torch.cuda.max_memory_allocated(device) / 2**20), peak_over_start_mb=None)
+    else:
+        row.update(peak_mb=round(rss.peak / 2**20), peak_over_start_mb=round((rss.peak - rss_before) / 2**20))
+    return row
 
 
 def main() -> None:
@@ -202,38 +186,36 @@ def main() -> None:
     parser.add_argument("--attn", nargs="+", choices=["sdpa", "eager"], default=["sdpa", "eager"])
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
-    parser.add_argument("--memory-steps", type=int, default=2, help="steps of each peak-memory run")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat all configurations (order alternates)")
     parser.add_argument("--amp", choices=["bf16"], default=None, help="autocast dtype (default: fp32)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one configuration
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    amp_args = (["--amp", args.amp] if args.amp else []) + (["--threads", str(args.threads)] if args.threads else [])
-    if args.memory_only:
-        row = measure_memory(args.sizes[0], args.attn[0], device, args.memory_steps, args.amp)
+    extra_args = (["--amp", args.amp] if args.amp else []) + (["--threads", str(args.threads)] if args.threads else [])
+    if args.one:
+        row = measure(args.sizes[0], args.attn[0], device, args.warmup, args.steps, args.amp)
         print("RESULT " + json.dumps(row), flush=True)
         return
     rows = []
-    for size in args.sizes:
-        memory = {}
-        for attn in args.attn:  # one fresh process each: RSS peaks do not carry over
-            cmd = [sys.executable, __file__, "--memory-only", "--device", args.device, "--sizes", size,
-                   "--attn", attn, "--memory-steps", str(args.memory_steps), *amp_args]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy()).stdout
-            memory[attn] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-        for row in measure_time(size, args.attn, device, args.warmup, args.steps, args.amp):
-            row.update(memory[row["attn"]])
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+    for round_ in range(args.rounds):
+        for size in args.sizes:
+            for attn in args.attn if round_ % 2 == 0 else args.attn[::-1]:  # alternate the order between rounds
+                cmd = [sys.executable, __file__, "--one", "--device", args.device, "--sizes", size, "--attn", attn,
+                       "--warmup", str(args.warmup), "--steps", str(args.steps), *extra_args]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy()).stdout
+                row = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     mem = "peak CUDA allocated" if args.device == "cuda" else "peak RSS (growth)"
-    print(f"\n| size | attention | params | fwd+bwd median (min) | AdamW step | {mem} | eval loss |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n| size | attention | params | fwd+bwd median (min) | AdamW step | {mem} | eval loss | load |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         extra = "" if r["peak_over_start_mb"] is None else f" (+{r['peak_over_start_mb']:,} MB)"
         print(f"| {r['size']} | {r['attn']} | {r['params_m']} M | {r['fwd_bwd_ms']:,} ms ({r['fwd_bwd_min_ms']:,}) | "
-              f"{r['adamw_ms']:,} ms | {r['peak_mb']:,} MB{extra} | {r['eval_loss']:.5f} |")
+              f"{r['adamw_ms']:,} ms | {r['peak_mb']:,} MB{extra} | {r['eval_loss']:.5f} | {r['load_1min']} |")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from moviead.config import TaskName, save_config
 from moviead.datamodules import build_datamodule
 from moviead.data.tokenization import load_hf_tokenizer
 from moviead.losses import PMELossWeights
-from moviead.models.lavis_convert import convert_lavis_state_dict, load_pme, save_pme
+from moviead.models.lavis_convert import convert_lavis_state_dict, load_lavis_state_dict, load_pme, save_pme
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
 from moviead.stages.alignment_pme import PMEAlignmentStage
 
@@ -62,10 +62,7 @@ def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
             loaded = load_pme(path)
             model.load_state_dict(loaded.state_dict(), strict=True)
         else:
-            import torch
-
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            converted, report = convert_lavis_state_dict(state.get("model", state), model)
+            converted, report = convert_lavis_state_dict(load_lavis_state_dict(path), model)
             model.load_state_dict(converted, strict=True)
             log.info("initialised the PME from %s\n%s", path, report.summary())
     return model
