@@ -114,3 +114,26 @@ def test_exported_stage1_checkpoint_reloads_with_identical_outputs(trained, toy_
         a = reloaded.query_outputs(batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK])
         b = original.query_outputs(batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK])
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_init_from_a_pme_export_folder_or_file(toy_root: Path, tmp_path: Path, as_file: bool) -> None:
+    from moviead.models.lavis_convert import save_pme
+    from moviead.models.qformer import PMEConfig
+    from moviead.stages.train import build_pme
+
+    cfg = _cfg(toy_root)
+    source = build_pme(cfg)
+    weights = save_pme(source, PMEConfig(**{k: v for k, v in cfg.pme.model.items()}), tmp_path / "export")
+    target = weights if as_file else weights.parent
+    assert target.exists()
+    cfg.pme.init_from = str(target)
+    loaded = build_pme(cfg)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_init_from_a_missing_path_is_a_clear_error(toy_root: Path) -> None:
+    from moviead.stages.train import build_pme
+
+    with pytest.raises(FileNotFoundError, match="pme.init_from"):
+        build_pme(_cfg(toy_root, "pme.init_from=/nowhere/pme"))
