@@ -21,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import psutil
+from moviead.datamodules import MADDataModule
 
 from moviead.config import load_config
-from moviead.datamodules import MADDataModule
 
 DIM, FPS, MOVIE_FRAMES = 768, 5.0, 36_000  # 2 h at 5 fps
 TOTAL_ADS = 36_000  # the same in every file size, so that only the feature file grows
@@ -79,11 +79,19 @@ class PeakRSS:
 
 
 def measure(root: Path, clips: int, workers: int, batch_size: int) -> dict:
-    cfg = load_config(overrides=[
-        "data.dataset=mad", f"data.root={root}", "data.mad.annotations=ads.csv", "data.mad.annotations_unnamed=null",
-        "data.mad.subtitles=null", "data.mad.split=split.json", f"data.num_workers={workers}",
-        f"data.batch_size={batch_size}", "data.frames.num_frames=8",
-    ]).data
+    cfg = load_config(
+        overrides=[
+            "data.dataset=mad",
+            f"data.root={root}",
+            "data.mad.annotations=ads.csv",
+            "data.mad.annotations_unnamed=null",
+            "data.mad.subtitles=null",
+            "data.mad.split=split.json",
+            f"data.num_workers={workers}",
+            f"data.batch_size={batch_size}",
+            "data.frames.num_frames=8",
+        ]
+    ).data
     with PeakRSS() as rss:
         dm = MADDataModule(cfg)
         dm.setup("fit")
@@ -97,8 +105,12 @@ def measure(root: Path, clips: int, workers: int, batch_size: int) -> dict:
             if seen >= clips:
                 break
         elapsed = time.perf_counter() - began
-    return {"clips": seen, "seconds": round(elapsed, 2), "clips_per_s": round(seen / elapsed),
-            "peak_rss_mb": round(rss.peak / 2**20)}
+    return {
+        "clips": seen,
+        "seconds": round(elapsed, 2),
+        "clips_per_s": round(seen / elapsed),
+        "peak_rss_mb": round(rss.peak / 2**20),
+    }
 
 
 def main() -> None:
@@ -117,14 +129,20 @@ def main() -> None:
         movies = write_dataset(root, size)
         file_gb = (root / "CLIP_L14_frames_features_5fps.h5").stat().st_size / 1e9
         print(f"wrote {file_gb:.2f} GB ({movies} movies) in {time.perf_counter() - began:.0f} s", flush=True)
-        result = {"file_gb": round(file_gb, 2), "movies": movies, **measure(root, args.clips, args.workers, args.batch_size)}
+        result = {
+            "file_gb": round(file_gb, 2),
+            "movies": movies,
+            **measure(root, args.clips, args.workers, args.batch_size),
+        }
         print(json.dumps(result), flush=True)
         results.append(result)
         if not args.keep:
             shutil.rmtree(root)
     if len(results) >= 2:
-        print(f"peak RSS growth {results[0]['file_gb']} GB -> {results[-1]['file_gb']} GB: "
-              f"{results[-1]['peak_rss_mb'] - results[0]['peak_rss_mb']} MB")
+        print(
+            f"peak RSS growth {results[0]['file_gb']} GB -> {results[-1]['file_gb']} GB: "
+            f"{results[-1]['peak_rss_mb'] - results[0]['peak_rss_mb']} MB"
+        )
 
 
 if __name__ == "__main__":

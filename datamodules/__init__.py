@@ -6,7 +6,14 @@ from moviead.datamodules.mad import MADDataModule
 from moviead.datamodules.storyboard import StoryboardDataModule
 from moviead.datamodules.toy import ToyDataModule
 
-__all__ = ["ADDataModule", "LSMDCDataModule", "MADDataModule", "StoryboardDataModule", "ToyDataModule", "build_datamodule"]
+__all__ = [
+    "ADDataModule",
+    "LSMDCDataModule",
+    "MADDataModule",
+    "StoryboardDataModule",
+    "ToyDataModule",
+    "build_datamodule",
+]
 
 
 def build_datamodule(cfg, tokenizer=None) -> ADDataModule:

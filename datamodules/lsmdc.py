@@ -1,7 +1,8 @@
 """LSMDC (6-column TSVs per split, per-clip features keyed by clip id)."""
 
-from moviead.config import DatasetName
 from moviead.datamodules.base import ADDataModule
+
+from moviead.config import DatasetName
 
 
 class LSMDCDataModule(ADDataModule):

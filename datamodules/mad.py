@@ -1,7 +1,8 @@
 """MAD-v2 (features h5 or npy folder, AD CSV / AutoAD pickle / MAD-v1 JSON, subtitles, split JSON)."""
 
-from moviead.config import DatasetName
 from moviead.datamodules.base import ADDataModule
+
+from moviead.config import DatasetName
 
 
 class MADDataModule(ADDataModule):

@@ -1,7 +1,8 @@
 """Storyboard-v2 (FocusedAD): JSON records, per-record features, best-query character bank."""
 
-from moviead.config import DatasetName
 from moviead.datamodules.base import ADDataModule
+
+from moviead.config import DatasetName
 
 
 class StoryboardDataModule(ADDataModule):

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from moviead.stages.optim import build_optimizer
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
@@ -23,7 +24,6 @@ from moviead.losses import (
 )
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.qformer import PretrainedMovieEncoder
-from moviead.stages.optim import build_optimizer
 
 
 def _pad_to(x: torch.Tensor, length: int, value: float | int | bool) -> torch.Tensor:

@@ -17,7 +17,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: 
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(named_params: Iterable[tuple[str, torch.nn.Parameter]], optim: DictConfig, total_steps: int) -> dict[str, Any]:
+def build_optimizer(
+    named_params: Iterable[tuple[str, torch.nn.Parameter]], optim: DictConfig, total_steps: int
+) -> dict[str, Any]:
     """Lightning's optimizer config: AdamW (no weight decay on biases, norms and temperatures) + per-step schedule.
 
     Only parameters with ``requires_grad`` are optimised (frozen encoders stay out).

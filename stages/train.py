@@ -14,15 +14,15 @@ from typing import Any, Callable
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from moviead.datamodules import build_datamodule
+from moviead.stages.alignment_pme import PMEAlignmentStage
 from omegaconf import DictConfig, OmegaConf
 
 from moviead.config import TaskName, save_config
-from moviead.datamodules import build_datamodule
 from moviead.data.tokenization import load_hf_tokenizer
 from moviead.losses import PMELossWeights
 from moviead.models.lavis_convert import convert_lavis_state_dict, load_lavis_state_dict, load_pme, save_pme
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
-from moviead.stages.alignment_pme import PMEAlignmentStage
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,11 @@ def _clip_bundle(cfg: DictConfig) -> StageBundle:
     the frozen CLIP named in the config is unchanged); tower mode → the adapted CLIP in open_clip's
     ``local-dir:`` layout (``export/open_clip``), which ``moviead extract-features`` loads as is."""
     import open_clip
+    from moviead.stages.alignment_clip import CLIPAdaptationStage
     from safetensors.torch import save_model
 
     from moviead.models.clip_adapter import CLIPAdaptationConfig, CLIPVideoAdapter
     from moviead.models.clip_towers import OpenCLIPTokenizer, load_open_clip, save_open_clip_dir
-    from moviead.stages.alignment_clip import CLIPAdaptationStage
 
     config = CLIPAdaptationConfig(**OmegaConf.to_container(cfg.clip, resolve=True))
     if config.mode == "adapter" and config.feature_dim != cfg.data.feature_dim:

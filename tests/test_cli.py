@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import h5py
+import numpy as np
 import pytest
 
 from moviead.cli import main

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from _dist import free_port
+
 from moviead.losses import (
     PMELossWeights,
     all_gather_batch,

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from _dist import free_port
+
 from moviead.losses import clip_adaptation_loss, clip_global_loss, frame_word_loss, frame_word_similarity
 
 

@@ -6,7 +6,11 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = {"moviead": REPO / "src" / "moviead", "moviead.stages": REPO / "stages", "moviead.datamodules": REPO / "datamodules"}
+ROOTS = {
+    "moviead": REPO / "src" / "moviead",
+    "moviead.stages": REPO / "stages",
+    "moviead.datamodules": REPO / "datamodules",
+}
 
 
 def _packages_on_disk() -> set[str]:

@@ -36,10 +36,14 @@ def cmd_make_toy_data(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     info = write_toy_dataset(Path(args.out), movies=args.movies, seed=args.seed, feature_dim=args.dim)
     print(f"wrote the toy data set to {args.out} in {time.perf_counter() - began:.1f} s")
-    print(f"  {len(info.movies)} movies ({len(info.train_movies)} train, {len(info.eval_movies)} eval), "
-          f"{info.num_ads} ADs, {info.num_subtitles} subtitles, {info.num_frames} frames")
-    print(f"  MAD-v2: {info.mad}\n  LSMDC: {info.lsmdc} ({info.num_lsmdc_rows} rows)\n"
-          f"  Storyboard-v2: {info.storyboard} ({info.num_storyboard_records} records)")
+    print(
+        f"  {len(info.movies)} movies ({len(info.train_movies)} train, {len(info.eval_movies)} eval), "
+        f"{info.num_ads} ADs, {info.num_subtitles} subtitles, {info.num_frames} frames"
+    )
+    print(
+        f"  MAD-v2: {info.mad}\n  LSMDC: {info.lsmdc} ({info.num_lsmdc_rows} rows)\n"
+        f"  Storyboard-v2: {info.storyboard} ({info.num_storyboard_records} records)"
+    )
     return 0
 
 
@@ -53,8 +57,10 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     for stage in args.splits:
         data = load_split(cfg, stage)
         summaries.append(summarize_split(stage, data, make_dataset(data, cfg, training=False).context))
-    print(f"dataset {cfg.dataset.value} at {cfg.root} ({cfg.fps:g} fps, context {cfg.context.mode.value}, "
-          f"{cfg.context.context_size} previous ADs)")
+    print(
+        f"dataset {cfg.dataset.value} at {cfg.root} ({cfg.fps:g} fps, context {cfg.context.mode.value}, "
+        f"{cfg.context.context_size} previous ADs)"
+    )
     print(format_summaries(summaries))
     return 0
 
@@ -73,8 +79,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_convert_lavis(args: argparse.Namespace) -> int:
     from moviead.models.lavis_convert import run_convert_lavis
 
-    overrides = {k: v for k, v in (("vision_width", args.vision_width), ("num_query_tokens", args.num_query_tokens),
-                                   ("vocab_size", args.vocab_size)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("vision_width", args.vision_width),
+            ("num_query_tokens", args.num_query_tokens),
+            ("vocab_size", args.vocab_size),
+        )
+        if v is not None
+    }
     report = run_convert_lavis(args.input, args.output, overrides)
     print(report.summary())
     print(f"wrote {args.output} (use it as pme.init_from)")
@@ -85,8 +98,15 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     from moviead.extraction import run_extract_features
 
     report = run_extract_features(
-        args.video, args.out, args.clip_model, args.clip_checkpoint, args.fps, args.batch_size,
-        random_init=args.random_init, device=args.device, normalize=not args.no_normalize,
+        args.video,
+        args.out,
+        args.clip_model,
+        args.clip_checkpoint,
+        args.fps,
+        args.batch_size,
+        random_init=args.random_init,
+        device=args.device,
+        normalize=not args.no_normalize,
     )
     print(report)
     return 0
@@ -111,13 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     toy.set_defaults(func=cmd_make_toy_data)
 
     summary = sub.add_parser("data-summary", help="load a data config's splits and print counts and context statistics")
-    summary.add_argument("config", nargs="+", help="YAML files then key=value overrides, e.g. configs/data/mad.yaml data.root=/data/mad")
+    summary.add_argument(
+        "config", nargs="+", help="YAML files then key=value overrides, e.g. configs/data/mad.yaml data.root=/data/mad"
+    )
     summary.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val", "test"])
     summary.set_defaults(func=cmd_data_summary)
 
     train = sub.add_parser("train", help="train the task a config names (Stage-I alignment, ...) and export it")
-    train.add_argument("config", nargs="+", help="YAML files then key=value overrides, e.g. configs/stage1/pme.yaml "
-                       "configs/data/mad.yaml data.root=/data/MAD")
+    train.add_argument(
+        "config",
+        nargs="+",
+        help="YAML files then key=value overrides, e.g. configs/stage1/pme.yaml "
+        "configs/data/mad.yaml data.root=/data/MAD",
+    )
     train.set_defaults(func=cmd_train)
 
     convert = sub.add_parser("convert-lavis", help="convert a LAVIS BLIP-2 checkpoint (.pth) into a PME (.safetensors)")
@@ -132,8 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("video", help="a video file or a folder of videos (mp4, mkv, avi, mov, webm)")
     extract.add_argument("--out", required=True, help="output .h5 (one (T, D) dataset per video; reruns resume)")
     extract.add_argument("--fps", type=float, default=5.0, help="frames per second (default 5, as MAD)")
-    extract.add_argument("--clip-model", default="ViT-L-14", help="open_clip architecture, or local-dir:PATH "
-                         "(e.g. the adapted CLIP exported by Stage-I)")
+    extract.add_argument(
+        "--clip-model",
+        default="ViT-L-14",
+        help="open_clip architecture, or local-dir:PATH (e.g. the adapted CLIP exported by Stage-I)",
+    )
     extract.add_argument("--clip-checkpoint", help="weights file for an architecture name")
     extract.add_argument("--random-init", action="store_true", help="random CLIP weights (tests only)")
     extract.add_argument("--batch-size", type=int, default=64)
@@ -149,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -11,7 +11,12 @@ def test_interval_frames_floor_start_ceil_end() -> None:
 
 def test_linspace_without_shift_is_exact() -> None:
     sampler = FrameSampler(fps=5.0, num_frames=4, train_shift=4)
-    assert sampler.indices(1.0, 2.6, num_available=100).tolist() == [5, 7, 10, 12]  # linspace(5, 12, 4) = 5, 7.33, 9.67, 12
+    assert sampler.indices(1.0, 2.6, num_available=100).tolist() == [
+        5,
+        7,
+        10,
+        12,
+    ]  # linspace(5, 12, 4) = 5, 7.33, 9.67, 12
 
 
 def test_training_shift_moves_the_whole_window_by_at_most_train_shift() -> None:

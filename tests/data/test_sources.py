@@ -16,8 +16,14 @@ from moviead.data.sources import load_split, make_dataset
 FPS, DIM = 5.0, 8
 
 
-def write_mad(root: Path, lengths: dict[str, int], ads: list[tuple[str, float, float, str]], split=None,
-              dim: int = DIM, subs: list[tuple[str, float, float, str]] = ()) -> Path:
+def write_mad(
+    root: Path,
+    lengths: dict[str, int],
+    ads: list[tuple[str, float, float, str]],
+    split=None,
+    dim: int = DIM,
+    subs: list[tuple[str, float, float, str]] = (),
+) -> Path:
     """A tiny MAD-v2 layout: h5 features, named AD CSV, subtitles CSV, split JSON."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -26,17 +32,25 @@ def write_mad(root: Path, lengths: dict[str, int], ads: list[tuple[str, float, f
             h5.create_dataset(movie, data=rng.standard_normal((length, dim)).astype(np.float16))
     rows = ["movie,start,end,text"] + [f"{m},{s},{e},{t}" for m, s, e, t in ads]
     (root / "mad-v2-ad-named.csv").write_text("\n".join(rows) + "\n")
-    (root / "mad-v2-subs.csv").write_text("\n".join(["movie,start,end,text"] + [f"{m},{s},{e},{t}" for m, s, e, t in subs]) + "\n")
+    (root / "mad-v2-subs.csv").write_text(
+        "\n".join(["movie,start,end,text"] + [f"{m},{s},{e},{t}" for m, s, e, t in subs]) + "\n"
+    )
     split = split if split is not None else {"TRAIN": sorted(lengths), "EVAL": sorted(lengths)}
     (root / "mad_split.json").write_text(json.dumps(split))
     return root
 
 
 def cfg_for(root: Path, *overrides: str):
-    return load_config([], [
-        "data.dataset=mad", f"data.root={root}", f"data.feature_dim={DIM}", "data.mad.annotations_unnamed=null",
-        *overrides,
-    ]).data
+    return load_config(
+        [],
+        [
+            "data.dataset=mad",
+            f"data.root={root}",
+            f"data.feature_dim={DIM}",
+            "data.mad.annotations_unnamed=null",
+            *overrides,
+        ],
+    ).data
 
 
 ADS = [("m1", 0.0, 2.0, "A man walks."), ("m1", 3.0, 5.0, "He sits."), ("m2", 1.0, 2.0, "A dog barks.")]
@@ -46,7 +60,10 @@ def test_loads_items_in_time_order(tmp_path: Path) -> None:
     root = write_mad(tmp_path, {"m1": 50, "m2": 50}, ADS, subs=[("m1", 2.2, 2.8, "Sit down.")])
     data = load_split(cfg_for(root), "train")
     assert [(i.record.movie, i.record.index, i.record.text) for i in data.items] == [
-        ("m1", 0, "A man walks."), ("m1", 1, "He sits."), ("m2", 0, "A dog barks.")]
+        ("m1", 0, "A man walks."),
+        ("m1", 1, "He sits."),
+        ("m2", 0, "A dog barks."),
+    ]
     dataset = make_dataset(data, cfg_for(root), training=False)
     example = dataset[1]
     assert example.frames.shape == (8, DIM) and example.frames.dtype == np.float32

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from moviead.config import ContextMode, load_config
-from moviead.data.collate import BatchKey
-from moviead.data.features import H5FeatureStore
 from moviead.datamodules import (
     LSMDCDataModule,
     MADDataModule,
@@ -18,6 +14,10 @@ from moviead.datamodules import (
     ToyDataModule,
     build_datamodule,
 )
+
+from moviead.config import ContextMode, load_config
+from moviead.data.collate import BatchKey
+from moviead.data.features import H5FeatureStore
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 
@@ -77,7 +77,9 @@ def test_lsmdc_datamodule_reads_the_toy_lsmdc_files(toy_root: Path) -> None:
 
 
 def test_storyboard_datamodule_reads_the_toy_json(toy_root: Path) -> None:
-    cfg = load_config([CONFIGS / "storyboard.yaml"], [f"data.root={toy_root / 'storyboard'}", "data.num_workers=0"]).data
+    cfg = load_config(
+        [CONFIGS / "storyboard.yaml"], [f"data.root={toy_root / 'storyboard'}", "data.num_workers=0"]
+    ).data
     dm = build_datamodule(cfg)
     assert isinstance(dm, StoryboardDataModule)
     train, val = dm.dataset("train"), dm.dataset("val")

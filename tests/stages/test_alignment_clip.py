@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from moviead.datamodules import build_datamodule
+from moviead.stages.train import train
 from safetensors.torch import load_file
 
 from moviead.config import load_config
-from moviead.datamodules import build_datamodule
-from moviead.stages.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -18,10 +18,21 @@ CONFIGS = REPO / "configs"
 @pytest.mark.integration
 def test_learning_toy_clip_adapter_text_to_video_r1_at_least_5x_chance(toy_root: Path, tmp_path: Path) -> None:
     cfg = load_config(
-        [CONFIGS / "stage1" / "clip_adapt.yaml", CONFIGS / "stage1" / "clip_adapt_tiny.yaml", CONFIGS / "data" / "toy.yaml"],
-        [f"data.root={toy_root / 'mad'}", f"trainer.default_root_dir={tmp_path}", "trainer.max_epochs=12",
-         "data.batch_size=16", "trainer.enable_progress_bar=false", "clip.adapter_layers=1", "optim.lr=2e-3",
-         f"clip.clip_model_config_file={CONFIGS / 'open_clip' / 'moviead-tiny-768.json'}"],
+        [
+            CONFIGS / "stage1" / "clip_adapt.yaml",
+            CONFIGS / "stage1" / "clip_adapt_tiny.yaml",
+            CONFIGS / "data" / "toy.yaml",
+        ],
+        [
+            f"data.root={toy_root / 'mad'}",
+            f"trainer.default_root_dir={tmp_path}",
+            "trainer.max_epochs=12",
+            "data.batch_size=16",
+            "trainer.enable_progress_bar=false",
+            "clip.adapter_layers=1",
+            "optim.lr=2e-3",
+            f"clip.clip_model_config_file={CONFIGS / 'open_clip' / 'moviead-tiny-768.json'}",
+        ],
     )
     result = train(cfg)
     chance = 100.0 / len(build_datamodule(cfg.data).dataset("val"))
@@ -31,14 +42,18 @@ def test_learning_toy_clip_adapter_text_to_video_r1_at_least_5x_chance(toy_root:
 
 
 def test_adapter_feature_dim_must_match_the_data(toy_root: Path, tmp_path: Path) -> None:
-    cfg = load_config([CONFIGS / "stage1" / "clip_adapt.yaml", CONFIGS / "data" / "toy.yaml"],
-                      [f"data.root={toy_root / 'mad'}", "clip.feature_dim=512", f"trainer.default_root_dir={tmp_path}"])
+    cfg = load_config(
+        [CONFIGS / "stage1" / "clip_adapt.yaml", CONFIGS / "data" / "toy.yaml"],
+        [f"data.root={toy_root / 'mad'}", "clip.feature_dim=512", f"trainer.default_root_dir={tmp_path}"],
+    )
     with pytest.raises(ValueError, match="clip.feature_dim=512 but data.feature_dim=768"):
         train(cfg)
 
 
 def test_missing_clip_weights_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
-    cfg = load_config([CONFIGS / "stage1" / "clip_adapt.yaml", CONFIGS / "data" / "toy.yaml"],
-                      [f"data.root={toy_root / 'mad'}", f"trainer.default_root_dir={tmp_path}"])
+    cfg = load_config(
+        [CONFIGS / "stage1" / "clip_adapt.yaml", CONFIGS / "data" / "toy.yaml"],
+        [f"data.root={toy_root / 'mad'}", f"trainer.default_root_dir={tmp_path}"],
+    )
     with pytest.raises(FileNotFoundError, match="no weights for open_clip model 'ViT-L-14'"):
         train(cfg)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from moviead.datamodules import build_datamodule
+from moviead.stages.train import _pme_bundle, train
 
 from moviead.config import load_config
 from moviead.data.collate import BatchKey
-from moviead.datamodules import build_datamodule
 from moviead.losses import PMELossWeights
 from moviead.models.lavis_convert import load_pme
-from moviead.stages.train import _pme_bundle, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 STAGE1 = [CONFIGS / "stage1" / "pme.yaml", CONFIGS / "stage1" / "pme_tiny.yaml", CONFIGS / "data" / "toy.yaml"]
@@ -118,9 +118,10 @@ def test_exported_stage1_checkpoint_reloads_with_identical_outputs(trained, toy_
 
 @pytest.mark.parametrize("as_file", [False, True])
 def test_init_from_a_pme_export_folder_or_file(toy_root: Path, tmp_path: Path, as_file: bool) -> None:
+    from moviead.stages.train import build_pme
+
     from moviead.models.lavis_convert import save_pme
     from moviead.models.qformer import PMEConfig
-    from moviead.stages.train import build_pme
 
     cfg = _cfg(toy_root)
     source = build_pme(cfg)

@@ -65,7 +65,9 @@ class H5FeatureStore:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataFormatError(
-                self.path, "feature file not found", "set data.<dataset>.features to the h5 file (relative to data.root)"
+                self.path,
+                "feature file not found",
+                "set data.<dataset>.features to the h5 file (relative to data.root)",
             )
         self._handle = None
         self._pid: int | None = None
@@ -83,7 +85,9 @@ class H5FeatureStore:
             try:
                 self._handle = h5py.File(self.path, "r")
             except OSError as err:
-                raise DataFormatError(self.path, f"not a readable HDF5 file ({err})", "check the file is complete") from err
+                raise DataFormatError(
+                    self.path, f"not a readable HDF5 file ({err})", "check the file is complete"
+                ) from err
             self._pid = os.getpid()
             self._datasets = {}
         return self._handle

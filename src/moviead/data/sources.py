@@ -109,9 +109,9 @@ def load_mad_split(cfg: DictConfig, stage: str) -> SplitData:
         movies = {movie: movies[movie] for movie in split[split_name]}
     features = open_feature_store(root / files.features, cfg.feature_dim)
     items = []
-    for movie, annotations in movies.items():
+    for movie, movie_annotations in movies.items():
         length = features.num_frames(movie)
-        items.extend(ClipItem(ad, movie, 0.0, length) for ad in annotations.ads)
+        items.extend(ClipItem(ad, movie, 0.0, length) for ad in movie_annotations.ads)
     items, dropped = _keep_in_range(items, cfg.fps, features.path)
     return SplitData(movies=movies, items=items, features=features, dropped=dropped)
 

@@ -18,7 +18,9 @@ def read_text(path: str | Path) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(path, "file not found", "check the path in your data config (data.root and the file names)")
+        raise DataFormatError(
+            path, "file not found", "check the path in your data config (data.root and the file names)"
+        )
     raw = path.read_bytes()
     for encoding in ENCODINGS:
         try:
