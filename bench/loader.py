@@ -21,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import psutil
-from moviead.datamodules import MADDataModule
 
 from moviead.config import load_config
+from moviead.datamodules import MADDataModule
 
 DIM, FPS, MOVIE_FRAMES = 768, 5.0, 36_000  # 2 h at 5 fps
 TOTAL_ADS = 36_000  # the same in every file size, so that only the feature file grows

@@ -1,8 +1,7 @@
 """LSMDC (6-column TSVs per split, per-clip features keyed by clip id)."""
 
-from moviead.datamodules.base import ADDataModule
-
 from moviead.config import DatasetName
+from moviead.datamodules.base import ADDataModule
 
 
 class LSMDCDataModule(ADDataModule):

@@ -1,8 +1,7 @@
 """MAD-v2 (features h5 or npy folder, AD CSV / AutoAD pickle / MAD-v1 JSON, subtitles, split JSON)."""
 
-from moviead.datamodules.base import ADDataModule
-
 from moviead.config import DatasetName
+from moviead.datamodules.base import ADDataModule
 
 
 class MADDataModule(ADDataModule):

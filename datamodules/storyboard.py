@@ -1,8 +1,7 @@
 """Storyboard-v2 (FocusedAD): JSON records, per-record features, best-query character bank."""
 
-from moviead.datamodules.base import ADDataModule
-
 from moviead.config import DatasetName
+from moviead.datamodules.base import ADDataModule
 
 
 class StoryboardDataModule(ADDataModule):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moviead.datamodules.base import ADDataModule
-
 from moviead.config import DatasetName
 from moviead.data.toy import write_toy_dataset
+from moviead.datamodules.base import ADDataModule
 
 
 class ToyDataModule(ADDataModule):

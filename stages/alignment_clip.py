@@ -6,12 +6,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from moviead.stages.optim import build_optimizer
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.clip_adapter import CLIPVideoAdapter
+from moviead.stages.optim import build_optimizer
 
 
 class CLIPAdaptationStage(L.LightningModule):

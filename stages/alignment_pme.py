@@ -8,7 +8,6 @@ import lightning as L
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from moviead.stages.optim import build_optimizer
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
@@ -24,6 +23,7 @@ from moviead.losses import (
 )
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.qformer import PretrainedMovieEncoder
+from moviead.stages.optim import build_optimizer
 
 
 def _pad_to(x: torch.Tensor, length: int, value: float | int | bool) -> torch.Tensor:
@@ -115,12 +115,14 @@ class PMEAlignmentStage(L.LightningModule):
         neg_text, neg_video = sample_hard_negatives(
             sim_v2t, sim_t2v, self.model.temp.detach(), offset, positives, self._negatives_generator()
         )
-        length = all_frames.shape[1]
-        video = torch.cat([_pad_to(frames, length, 0.0), _pad_to(frames, length, 0.0), all_frames[neg_video]])
-        video_mask = torch.cat([_pad_to(frame_mask, length, False)] * 2 + [all_frame_mask[neg_video]])
+        local_frames = _pad_to(frames, all_frames.shape[1], 0.0)
+        local_frame_mask = _pad_to(frame_mask, all_frames.shape[1], False)
+        local_text_mask = _pad_to(text_mask, all_ids.shape[1], False)
+        # Pairs: (video i, text i) positive; (video i, hard negative text); (hard negative video, text i).
+        video = torch.cat([local_frames, local_frames, all_frames[neg_video]])
+        video_mask = torch.cat([local_frame_mask, local_frame_mask, all_frame_mask[neg_video]])
         ids = torch.cat([local_ids, all_ids[neg_text], local_ids])
-        mask = torch.cat([_pad_to(text_mask, all_ids.shape[1], False), all_text_mask[neg_text],
-                          _pad_to(text_mask, all_ids.shape[1], False)])
+        mask = torch.cat([local_text_mask, all_text_mask[neg_text], local_text_mask])
         labels = torch.cat([torch.ones(len(frames)), torch.zeros(2 * len(frames))]).long().to(frames.device)
         return vtm_loss(self.model.itm_logits(video, video_mask, ids, mask), labels)
 
@@ -145,7 +147,7 @@ class PMEAlignmentStage(L.LightningModule):
         video = torch.cat([v for v, _ in self._val])  # (N, Nq, E)
         text = torch.cat([t for _, t in self._val])  # (N, E)
         self._val.clear()
-        sim_t2v = torch.einsum("te,vqe->tvq", text, video).amax(dim=-1)  # max over queries, (N, N)
+        _, sim_t2v, _ = vtc_similarities(video, text, gather=False)  # (N texts, N videos), max over queries
         for name, value in retrieval_metrics(sim_t2v).items():
             self.log(f"val/{name}", value, prog_bar=name == "t2v_r1", sync_dist=True)
 

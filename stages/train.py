@@ -14,15 +14,21 @@ from typing import Any, Callable
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from moviead.datamodules import build_datamodule
-from moviead.stages.alignment_pme import PMEAlignmentStage
 from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_model
 
 from moviead.config import TaskName, save_config
 from moviead.data.tokenization import load_hf_tokenizer
+from moviead.datamodules import build_datamodule
 from moviead.losses import PMELossWeights
-from moviead.models.lavis_convert import convert_lavis_state_dict, load_lavis_state_dict, load_pme, save_pme
+from moviead.models.lavis_convert import (
+    convert_lavis_state_dict,
+    load_lavis_state_dict,
+    pme_export_files,
+    save_pme,
+)
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
+from moviead.stages.alignment_pme import PMEAlignmentStage
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +54,18 @@ def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
     """The PME of ``cfg.pme.model``, initialised from ``cfg.pme.init_from`` when given.
 
     ``init_from`` is a PME export (folder or ``.safetensors`` beside its ``pme_config.json``: Stage-I or
-    ``moviead convert-lavis`` output) or a LAVIS
-    BLIP-2 ``.pth`` (converted in memory, mismatched tensors re-initialised and logged).
+    ``moviead convert-lavis`` output), loaded strictly so sizes must match ``pme.model``, or a LAVIS BLIP-2
+    ``.pth`` (converted in memory, mismatched tensors re-initialised and logged).
     """
-    model_cfg = PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True))
-    model = PretrainedMovieEncoder(model_cfg)
+    model = PretrainedMovieEncoder(PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True)))
     source = cfg.pme.init_from
     if source:
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"pme.init_from: {path} does not exist (a PME export folder or a LAVIS .pth)")
         if path.is_dir() or path.suffix == ".safetensors":
-            loaded = load_pme(path)
-            model.load_state_dict(loaded.state_dict(), strict=True)
+            weights, _ = pme_export_files(path)
+            load_model(model, str(weights), strict=True)
         else:
             converted, report = convert_lavis_state_dict(load_lavis_state_dict(path), model)
             model.load_state_dict(converted, strict=True)
@@ -69,6 +74,10 @@ def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
 
 
 def _pme_bundle(cfg: DictConfig) -> StageBundle:
+    tokenizer = load_hf_tokenizer(cfg.pme.tokenizer)
+    if len(tokenizer) > cfg.pme.model.vocab_size:
+        raise ValueError(f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "
+                         f"{cfg.pme.model.vocab_size}: set pme.model.vocab_size >= {len(tokenizer)}")
     model = build_pme(cfg)
     losses = cfg.pme.losses
     stage = PMEAlignmentStage(
@@ -80,12 +89,7 @@ def _pme_bundle(cfg: DictConfig) -> StageBundle:
         vtg_bos_token_id=losses.vtg_bos_token_id,
         seed=cfg.seed,
     )
-    model_cfg = PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True))
-    tokenizer = load_hf_tokenizer(cfg.pme.tokenizer)
-    if len(tokenizer) > model_cfg.vocab_size:
-        raise ValueError(f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "
-                         f"{model_cfg.vocab_size}: set pme.model.vocab_size >= {len(tokenizer)}")
-    return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: save_pme(model, model_cfg, out))
+    return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: save_pme(model, model.config, out))
 
 
 def _clip_bundle(cfg: DictConfig) -> StageBundle:
@@ -93,11 +97,11 @@ def _clip_bundle(cfg: DictConfig) -> StageBundle:
     the frozen CLIP named in the config is unchanged); tower mode → the adapted CLIP in open_clip's
     ``local-dir:`` layout (``export/open_clip``), which ``moviead extract-features`` loads as is."""
     import open_clip
-    from moviead.stages.alignment_clip import CLIPAdaptationStage
     from safetensors.torch import save_model
 
     from moviead.models.clip_adapter import CLIPAdaptationConfig, CLIPVideoAdapter
     from moviead.models.clip_towers import OpenCLIPTokenizer, load_open_clip, save_open_clip_dir
+    from moviead.stages.alignment_clip import CLIPAdaptationStage
 
     config = CLIPAdaptationConfig(**OmegaConf.to_container(cfg.clip, resolve=True))
     if config.mode == "adapter" and config.feature_dim != cfg.data.feature_dim:

@@ -16,8 +16,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from moviead.models.clip_adapter import CLIPAdaptationConfig
-from moviead.models.qformer import PMEConfig
+from moviead.models.configs import CLIPAdaptationConfig, PMEConfig
 
 
 class DatasetName(str, Enum):

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from moviead.config import ContextMode, load_config
+from moviead.data.collate import BatchKey
+from moviead.data.features import H5FeatureStore
 from moviead.datamodules import (
     LSMDCDataModule,
     MADDataModule,
@@ -14,10 +18,6 @@ from moviead.datamodules import (
     ToyDataModule,
     build_datamodule,
 )
-
-from moviead.config import ContextMode, load_config
-from moviead.data.collate import BatchKey
-from moviead.data.features import H5FeatureStore
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 

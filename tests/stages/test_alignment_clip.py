@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from moviead.datamodules import build_datamodule
-from moviead.stages.train import train
 from safetensors.torch import load_file
 
 from moviead.config import load_config
+from moviead.datamodules import build_datamodule
+from moviead.stages.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from moviead.datamodules import build_datamodule
-from moviead.stages.train import _pme_bundle, train
 
 from moviead.config import load_config
 from moviead.data.collate import BatchKey
-from moviead.losses import PMELossWeights
+from moviead.datamodules import build_datamodule
+from moviead.losses import PMELossWeights, vtc_similarities
 from moviead.models.lavis_convert import load_pme
+from moviead.stages.train import _pme_bundle, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 STAGE1 = [CONFIGS / "stage1" / "pme.yaml", CONFIGS / "stage1" / "pme_tiny.yaml", CONFIGS / "data" / "toy.yaml"]
@@ -80,9 +80,7 @@ def test_vtm_negatives_are_never_an_identical_text(toy_batch) -> None:
 def _sims(stage, batch):
     q = stage.model.query_features(batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK])
     t = stage.model.text_features(batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK])
-    sim_v2t = torch.einsum("bqe,ne->bnq", q, t).amax(-1)
-    sim_t2v = torch.einsum("be,nqe->bnq", t, q).amax(-1)
-    return sim_v2t, sim_t2v, 0
+    return vtc_similarities(q, t, gather=False)
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +116,9 @@ def test_exported_stage1_checkpoint_reloads_with_identical_outputs(trained, toy_
 
 @pytest.mark.parametrize("as_file", [False, True])
 def test_init_from_a_pme_export_folder_or_file(toy_root: Path, tmp_path: Path, as_file: bool) -> None:
-    from moviead.stages.train import build_pme
-
     from moviead.models.lavis_convert import save_pme
     from moviead.models.qformer import PMEConfig
+    from moviead.stages.train import build_pme
 
     cfg = _cfg(toy_root)
     source = build_pme(cfg)

@@ -17,7 +17,6 @@ The losses are in :mod:`moviead.losses` (``clip_adaptation_loss``).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
@@ -28,31 +27,9 @@ from torch import nn
 
 from moviead.data.stopwords import STOPWORDS
 from moviead.losses import clip_adaptation_loss
+from moviead.models.configs import CLIPAdaptationConfig
 
 MODES = ("tower", "adapter")
-
-
-@dataclass
-class CLIPAdaptationConfig:
-    """Settings of the CLIP adaptation (plain types: usable as an OmegaConf structured schema).
-
-    ``clip_model`` / ``clip_checkpoint`` / ``random_init`` are read by whoever builds the open_clip model
-    (:func:`moviead.models.clip_towers.load_open_clip`); the rest by :class:`CLIPVideoAdapter`.
-    """
-
-    mode: str = "adapter"  # "tower" (frames) | "adapter" (precomputed per-frame CLIP features)
-    clip_model: str = "ViT-L-14"  # open_clip architecture name or "local-dir:PATH"
-    clip_checkpoint: str | None = None  # weights file for an architecture name
-    random_init: bool = False  # random CLIP weights: toy runs and tests only
-    clip_model_config_file: str | None = None  # an open_clip architecture JSON registered under its file stem
-    n_trainable_blocks: int = 2  # tower mode: last N vision blocks (+ final LayerNorm/projection) trained
-    adapter_layers: int = 2  # adapter mode: temporal transformer layers (0: LayerNorm + linear residual)
-    adapter_heads: int = 8
-    adapter_dropout: float = 0.1
-    feature_dim: int = 768  # adapter mode: width of the input frame features (must equal the CLIP embed dim)
-    max_frames: int = 200  # adapter mode: length of the learned temporal position table
-    temp_init: float = 0.07  # initial value of both temperatures (global and frame-word)
-    lambda_fw: float = 1.0  # L = L_global + lambda_fw * L_fw
 
 
 class TemporalAdapter(nn.Module):

@@ -295,6 +295,27 @@ def load_pme_config(path: str | Path) -> PMEConfig:
     return PMEConfig(**values)
 
 
+def pme_export_files(path_or_dir: str | Path) -> tuple[Path, Path]:
+    """The weights file and the ``pme_config.json`` of a PME export (a folder or its ``.safetensors`` file).
+
+    Raises:
+        FileNotFoundError: no single weights file in the folder, or no config beside the weights.
+    """
+    path = Path(path_or_dir)
+    weights = path
+    if path.is_dir():
+        weights = path / WEIGHTS_NAME
+        if not weights.exists():
+            found = sorted(path.glob("*.safetensors"))
+            if len(found) != 1:
+                raise FileNotFoundError(f"{path}: expected {WEIGHTS_NAME} or a single *.safetensors, got {found}")
+            weights = found[0]
+    config_path = weights.parent / CONFIG_NAME
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found beside {weights}")
+    return weights, config_path
+
+
 def load_pme(path_or_dir: str | Path, device: str | torch.device = "cpu") -> PretrainedMovieEncoder:
     """Build a PME from ``pme_config.json`` and load its safetensors weights strictly; returned in eval mode.
 
@@ -303,19 +324,7 @@ def load_pme(path_or_dir: str | Path, device: str | torch.device = "cpu") -> Pre
             ``*.safetensors``) and ``pme_config.json``.
         device: where to load the weights.
     """
-    path = Path(path_or_dir)
-    if path.is_dir():
-        weights = path / WEIGHTS_NAME
-        if not weights.exists():
-            found = sorted(path.glob("*.safetensors"))
-            if len(found) != 1:
-                raise FileNotFoundError(f"{path}: expected {WEIGHTS_NAME} or a single *.safetensors, got {found}")
-            weights = found[0]
-    else:
-        weights = path
-    config_path = weights.parent / CONFIG_NAME
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} not found beside {weights}")
+    weights, config_path = pme_export_files(path_or_dir)
     model = PretrainedMovieEncoder(load_pme_config(config_path))
     load_model(model, str(weights), strict=True, device=str(device))
     return model.to(device).eval()

@@ -26,69 +26,18 @@ bool/int (1 = real token).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Blip2QFormerConfig, Blip2QFormerModel
+from transformers import Blip2QFormerModel
 from transformers.models.blip_2.modeling_blip_2 import Blip2TextEmbeddings
 
+from moviead.models.configs import PMEConfig
 from moviead.models.layers import BertLMHead, SinusoidalTemporalEncoding, additive_mask
 
 Task = Literal["vtc", "vtm", "vtg"]
-
-
-@dataclass
-class PMEConfig:
-    """Sizes of the PME. Defaults: BERT-base width as in BLIP-2 / LoCo-MAD, CLIP ViT-L/14 (768-d) frames.
-
-    A LAVIS BLIP-2 checkpoint has ``vocab_size=30523`` (BERT uncased plus its ``[DEC]`` token).
-    """
-
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    cross_attention_frequency: int = 2
-    num_query_tokens: int = 32
-    vision_width: int = 768
-    embed_dim: int = 256
-    vocab_size: int = 30522
-    max_position_embeddings: int = 512
-    max_frames: int = 200
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    layer_norm_eps: float = 1e-12
-    initializer_range: float = 0.02
-    pad_token_id: int = 0
-    temp_init: float = 0.07
-    frame_layernorm: bool = True
-    attn_implementation: str = "sdpa"  # "sdpa" or "eager"
-
-    def to_qformer_config(self) -> Blip2QFormerConfig:
-        """The transformers config of the Q-Former body."""
-        config = Blip2QFormerConfig(
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            hidden_act=self.hidden_act,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            max_position_embeddings=self.max_position_embeddings,
-            initializer_range=self.initializer_range,
-            layer_norm_eps=self.layer_norm_eps,
-            pad_token_id=self.pad_token_id,
-            cross_attention_frequency=self.cross_attention_frequency,
-            encoder_hidden_size=self.vision_width,
-            use_qformer_text_input=True,
-        )
-        config._attn_implementation = self.attn_implementation
-        return config
 
 
 def task_attention_mask(task: Task, num_queries: int, text_mask: torch.Tensor) -> torch.Tensor:

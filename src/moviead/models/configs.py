@@ -1,0 +1,86 @@
+"""Plain settings dataclasses of the models, importable without torch, transformers or open_clip.
+
+``moviead.config`` builds its schema from these, so loading or printing a config stays fast; the model modules
+(:mod:`moviead.models.qformer`, :mod:`moviead.models.clip_adapter`) re-export them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class PMEConfig:
+    """Sizes of the PME. Defaults: BERT-base width as in BLIP-2 / LoCo-MAD, CLIP ViT-L/14 (768-d) frames.
+
+    A LAVIS BLIP-2 checkpoint has ``vocab_size=30523`` (BERT uncased plus its ``[DEC]`` token).
+    """
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    cross_attention_frequency: int = 2
+    num_query_tokens: int = 32
+    vision_width: int = 768
+    embed_dim: int = 256
+    vocab_size: int = 30522
+    max_position_embeddings: int = 512
+    max_frames: int = 200
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    temp_init: float = 0.07
+    frame_layernorm: bool = True
+    attn_implementation: str = "sdpa"  # "sdpa" or "eager"
+
+    def to_qformer_config(self) -> Any:
+        """The transformers ``Blip2QFormerConfig`` of the Q-Former body (transformers imported here, not above)."""
+        from transformers import Blip2QFormerConfig
+
+        config = Blip2QFormerConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            hidden_act=self.hidden_act,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
+            max_position_embeddings=self.max_position_embeddings,
+            initializer_range=self.initializer_range,
+            layer_norm_eps=self.layer_norm_eps,
+            pad_token_id=self.pad_token_id,
+            cross_attention_frequency=self.cross_attention_frequency,
+            encoder_hidden_size=self.vision_width,
+            use_qformer_text_input=True,
+        )
+        config._attn_implementation = self.attn_implementation
+        return config
+
+
+@dataclass
+class CLIPAdaptationConfig:
+    """Settings of the CLIP adaptation (plain types: usable as an OmegaConf structured schema).
+
+    ``clip_model`` / ``clip_checkpoint`` / ``random_init`` are read by whoever builds the open_clip model
+    (:func:`moviead.models.clip_towers.load_open_clip`); the rest by :class:`CLIPVideoAdapter`.
+    """
+
+    mode: str = "adapter"  # "tower" (frames) | "adapter" (precomputed per-frame CLIP features)
+    clip_model: str = "ViT-L-14"  # open_clip architecture name or "local-dir:PATH"
+    clip_checkpoint: str | None = None  # weights file for an architecture name
+    random_init: bool = False  # random CLIP weights: toy runs and tests only
+    clip_model_config_file: str | None = None  # an open_clip architecture JSON registered under its file stem
+    n_trainable_blocks: int = 2  # tower mode: last N vision blocks (+ final LayerNorm/projection) trained
+    adapter_layers: int = 2  # adapter mode: temporal transformer layers (0: LayerNorm + linear residual)
+    adapter_heads: int = 8
+    adapter_dropout: float = 0.1
+    feature_dim: int = 768  # adapter mode: width of the input frame features (must equal the CLIP embed dim)
+    max_frames: int = 200  # adapter mode: length of the learned temporal position table
+    temp_init: float = 0.07  # initial value of both temperatures (global and frame-word)
+    lambda_fw: float = 1.0  # L = L_global + lambda_fw * L_fw
