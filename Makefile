@@ -16,9 +16,10 @@ TOY ?= data/toy
 PYTEST_WORKERS ?= 2
 
 STAGE1_CONFIG ?= configs/stage1/pme.yaml
+STAGE2_CONFIG ?= configs/stage2/loco_mad.yaml
 RUNS ?= runs
 
-.PHONY: help install test test-all lint demo stage1 bench clean
+.PHONY: help install test test-all lint demo stage1 stage2 bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -41,15 +42,21 @@ lint:  ## byte-compile everything and check the import rules
 	$(PY) -m compileall -q src stages datamodules tests bench
 	$(PY) -m pytest -q tests/test_packaging.py
 
-demo:  ## toy data set → its summary → Stage-I PME alignment with a tiny model on the CPU (a few minutes)
+demo:  ## toy data → summary → Stage-I PME → Stage-II LoCo-MAD with tiny models on the CPU, printing generated ADs
 	$(VENV)/bin/moviead make-toy-data --out $(TOY)
 	$(VENV)/bin/moviead data-summary configs/data/toy.yaml data.root=$(TOY)/mad
 	$(VENV)/bin/moviead train configs/stage1/pme.yaml configs/stage1/pme_tiny.yaml configs/data/toy.yaml \
 		data.root=$(TOY)/mad trainer.default_root_dir=$(RUNS)/demo
+	$(VENV)/bin/moviead train configs/stage2/loco_mad.yaml configs/stage2/loco_mad_tiny.yaml configs/data/toy.yaml \
+		data.root=$(TOY)/mad trainer.default_root_dir=$(RUNS)/demo captioning.stage1=$(RUNS)/demo/toy_stage1_pme/export
 
 stage1:  ## Stage-I alignment: PME on MAD-v2 (DATA=root of MAD-v2, CONFIG=configs/stage1/clip_adapt.yaml, ARGS=overrides)
 	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE1_CONFIG)) configs/data/mad.yaml $(if $(DATA),data.root=$(DATA)) \
 		trainer.default_root_dir=$(RUNS) $(ARGS)
+
+stage2:  ## Stage-II LoCo-MAD on MAD-v2 (DATA=MAD-v2 root, STAGE1=Stage-I export, CONFIG=other recipe, ARGS=overrides)
+	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE2_CONFIG)) configs/data/mad.yaml $(if $(DATA),data.root=$(DATA)) \
+		$(if $(STAGE1),captioning.stage1=$(STAGE1)) trainer.default_root_dir=$(RUNS) $(ARGS)
 
 bench:  ## run the data-loader benchmark (writes 1 GB and 4 GB files under bench/.work)
 	$(PY) bench/loader.py

@@ -16,8 +16,9 @@ __all__ = [
 ]
 
 
-def build_datamodule(cfg, tokenizer=None) -> ADDataModule:
-    """The DataModule for ``cfg.dataset`` (``cfg`` is the ``data`` section of an experiment config)."""
+def build_datamodule(cfg, tokenizer=None, **kwargs) -> ADDataModule:
+    """The DataModule for ``cfg.dataset`` (``cfg`` is the ``data`` section of an experiment config); ``kwargs`` go to
+    :class:`ADDataModule` (collate, with_proposal, sentence_bank, sentence_cache, context_provider)."""
     from moviead.config import DatasetName
 
     classes = {
@@ -29,4 +30,4 @@ def build_datamodule(cfg, tokenizer=None) -> ADDataModule:
     dataset = DatasetName(cfg.dataset)
     if dataset not in classes:
         raise ValueError(f"no DataModule for dataset {dataset.value!r}; choose one of {[d.value for d in classes]}")
-    return classes[dataset](cfg, tokenizer=tokenizer)
+    return classes[dataset](cfg, tokenizer=tokenizer, **kwargs)

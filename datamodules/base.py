@@ -6,18 +6,22 @@ lengths is closed before workers start, and each store reopens its file in the p
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import lightning as L
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from moviead.config import DatasetName
-from moviead.data.collate import ADCollator
+from moviead.config import ContextMode, DatasetName
+from moviead.data.collate import ADCollator, ClipExample
 from moviead.data.context import ContextProvider
 from moviead.data.datasets import ADClipDataset
 from moviead.data.sources import SplitData, load_split, make_dataset
 from moviead.data.tokenization import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class ADDataModule(L.LightningDataModule):
@@ -27,19 +31,34 @@ class ADDataModule(L.LightningDataModule):
         cfg: the ``data`` section of an experiment config (:class:`moviead.config.DataConfig`).
         tokenizer: tokenises AD and context text in the collate function; None gives frames and meta only.
         context_provider: the model's own predictions for recurrent context (set by the evaluator).
+        collate: replaces the default :class:`ADCollator` (Stage-II: a ``CaptioningCollator``).
+        with_proposal: examples carry the DSM context proposal (Stage-II).
+        sentence_bank: the DSM's sentence-feature bank: in ``setup`` it encodes every ground-truth proposal text
+            of the splits once, in the main process, so DataLoader workers only look features up; then it is
+            saved to ``sentence_cache`` when given (reruns load it instead of encoding again).
     """
 
     dataset_names: tuple[DatasetName, ...] = ()
 
     def __init__(
-        self, cfg: DictConfig, tokenizer: Tokenizer | None = None, context_provider: ContextProvider | None = None
+        self,
+        cfg: DictConfig,
+        tokenizer: Tokenizer | None = None,
+        context_provider: ContextProvider | None = None,
+        collate: Callable[[Sequence[ClipExample]], dict[str, Any]] | None = None,
+        with_proposal: bool = False,
+        sentence_bank: Any = None,
+        sentence_cache: str | Path | None = None,
     ) -> None:
         super().__init__()
         if self.dataset_names and DatasetName(cfg.dataset) not in self.dataset_names:
             names = [d.value for d in self.dataset_names]
             raise ValueError(f"{type(self).__name__} reads data.dataset in {names}, got {cfg.dataset!r}")
         self.cfg = cfg
-        self.collate = ADCollator(tokenizer, cfg.max_text_tokens, cfg.max_context_tokens)
+        self.collate = collate or ADCollator(tokenizer, cfg.max_text_tokens, cfg.max_context_tokens)
+        self.with_proposal = with_proposal
+        self.sentence_bank = sentence_bank
+        self.sentence_cache = Path(sentence_cache) if sentence_cache else None
         self.context_provider = context_provider
         self.splits: dict[str, SplitData] = {}
         self.datasets: dict[str, ADClipDataset] = {}
@@ -57,9 +76,25 @@ class ADDataModule(L.LightningDataModule):
     def dataset(self, stage: str) -> ADClipDataset:
         if stage not in self.datasets:
             self.datasets[stage] = make_dataset(
-                self.load(stage), self.cfg, training=stage == "train", provider=self.context_provider
+                self.load(stage), self.cfg, training=stage == "train", provider=self.context_provider,
+                with_proposal=self.with_proposal,
             )
+            self._precompute_sentences(self.datasets[stage])
         return self.datasets[stage]
+
+    def _precompute_sentences(self, dataset: ADClipDataset) -> None:
+        """Encode the proposal texts of ``dataset`` (ground truth; recurrent predictions are encoded as they come)."""
+        if self.sentence_bank is None or not self.with_proposal:
+            return
+        if ContextMode(self.cfg.context.mode) == ContextMode.recurrent:
+            return
+        texts = {prop.feature_text for item in dataset.items for prop in dataset.context.build_proposal(item.record)}
+        missing = sorted(t for t in texts if t.strip() and t not in self.sentence_bank)
+        if missing:
+            log.info("encoding %d proposal sentences for the DSM", len(missing))
+            self.sentence_bank.precompute(missing)
+            if self.sentence_cache is not None:
+                self.sentence_bank.save(self.sentence_cache)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}

@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
+from moviead.losses import all_gather_batch
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.clip_adapter import CLIPVideoAdapter
 from moviead.stages.optim import build_optimizer
@@ -44,11 +45,12 @@ class CLIPAdaptationStage(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        video = torch.cat([v for v, _ in self._val])
-        text = torch.cat([t for _, t in self._val])
+        # Every rank's items, so the metrics under DDP are those of the whole validation set.
+        video = all_gather_batch(torch.cat([v for v, _ in self._val]).to(self.device), with_grad=False)[0].cpu()
+        text = all_gather_batch(torch.cat([t for _, t in self._val]).to(self.device), with_grad=False)[0].cpu()
         self._val.clear()
         for name, value in retrieval_metrics(text @ video.T).items():
-            self.log(f"val/{name}", value, prog_bar=name == "t2v_r1", sync_dist=True)
+            self.log(f"val/{name}", value, prog_bar=name == "t2v_r1")
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))

@@ -144,12 +144,17 @@ class PMEAlignmentStage(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        video = torch.cat([v for v, _ in self._val])  # (N, Nq, E)
-        text = torch.cat([t for _, t in self._val])  # (N, E)
+        # Every rank's items, so the metrics under DDP are those of the whole validation set.
+        video = self.gather_validation(torch.cat([v for v, _ in self._val]))  # (N, Nq, E)
+        text = self.gather_validation(torch.cat([t for _, t in self._val]))  # (N, E)
         self._val.clear()
         _, sim_t2v, _ = vtc_similarities(video, text, gather=False)  # (N texts, N videos), max over queries
         for name, value in retrieval_metrics(sim_t2v).items():
-            self.log(f"val/{name}", value, prog_bar=name == "t2v_r1", sync_dist=True)
+            self.log(f"val/{name}", value, prog_bar=name == "t2v_r1")
+
+    def gather_validation(self, x: torch.Tensor) -> torch.Tensor:
+        """All ranks' rows of ``x`` (on this rank's device for the collective, returned on the CPU)."""
+        return all_gather_batch(x.to(self.device), with_grad=False)[0].cpu()
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))

@@ -7,7 +7,7 @@ Run folder ``<trainer.default_root_dir>/<name>``: ``config.yaml`` (resolved), ``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,12 +42,17 @@ class TrainResult:
 
 @dataclass
 class StageBundle:
-    """What a task needs: the LightningModule, the tokenizer for the data layer, the monitor and an exporter."""
+    """What a task needs: the LightningModule, the tokenizer for the data layer, the monitor and an exporter.
+
+    ``datamodule_kwargs`` go to the DataModule: Stage-II's collate function, its proposals and the DSM's
+    sentence-feature bank, which the DataModule fills before training.
+    """
 
     stage: L.LightningModule
     tokenizer: Any
     monitor: str
     export: Callable[[Path], None]
+    datamodule_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
@@ -122,9 +127,44 @@ def _clip_bundle(cfg: DictConfig) -> StageBundle:
     return StageBundle(CLIPAdaptationStage(model, cfg.optim), tokenizer, "val/t2v_r1", export)
 
 
+def _captioning_bundle(cfg: DictConfig) -> StageBundle:
+    """Stage-II. Export: ``captioner.safetensors`` (the trainable weights) beside the resolved config."""
+    from safetensors.torch import save_file
+
+    from moviead.config import DatasetName
+    from moviead.data.captioning_collate import CaptioningCollator
+    from moviead.metrics.toy import toy_slot_accuracy
+    from moviead.stages.captioning import CaptioningStage, resolved_config
+    from moviead.stages.captioning_build import build_captioner
+
+    run_dir = Path(cfg.trainer.default_root_dir) / cfg.name
+    parts = build_captioner(cfg, run_dir)
+    cap = cfg.captioning
+    stage = CaptioningStage(
+        parts.captioner, cfg.optim, parts.decode, parts.generation_settings(cap.generation, cap.val_num_beams),
+        val_generate_batches=cap.val_generate_batches,
+        extra_metrics=toy_slot_accuracy if DatasetName(cfg.data.dataset) == DatasetName.toy else None,
+        checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1},
+    )
+    collate = CaptioningCollator(
+        parts.tokenizer, max_text_tokens=cap.decoder.max_text_tokens, max_item_tokens=cap.decoder.max_item_tokens,
+        sentence_features=parts.sentence_bank,
+    )
+
+    def export(out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        weights = {n: p.detach().contiguous() for n, p in parts.captioner.named_parameters() if p.requires_grad}
+        save_file(weights, str(out / "captioner.safetensors"))
+
+    kwargs = {"collate": collate, "with_proposal": True, "sentence_bank": parts.sentence_bank,
+              "sentence_cache": parts.sentence_cache}
+    return StageBundle(stage, parts.tokenizer, "val/cider", export, datamodule_kwargs=kwargs)
+
+
 BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {
     TaskName.pme_alignment: _pme_bundle,
     TaskName.clip_adaptation: _clip_bundle,
+    TaskName.captioning: _captioning_bundle,
 }
 
 
@@ -138,7 +178,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str) -> L.Trainer:
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         max_epochs=t.max_epochs, max_steps=t.max_steps, accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
-        val_check_interval=t.val_check_interval, deterministic=t.deterministic, default_root_dir=str(run_dir),
+        val_check_interval=t.val_check_interval, limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches, num_sanity_val_steps=t.num_sanity_val_steps, deterministic=t.deterministic, default_root_dir=str(run_dir),
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=t.enable_progress_bar,
         logger=loggers, callbacks=[checkpoints],
     )
@@ -153,7 +194,7 @@ def train(cfg: DictConfig) -> TrainResult:
     run_dir = Path(cfg.trainer.default_root_dir) / cfg.name
     save_config(cfg, run_dir / "config.yaml")
     bundle = BUILDERS[task](cfg)
-    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer)
+    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer, **bundle.datamodule_kwargs)
     trainer = build_trainer(cfg, run_dir, bundle.monitor)
     trainer.fit(bundle.stage, datamodule=datamodule)
     # Lightning may skip the checkpoint of the final epoch: make "last" the weights that get exported.

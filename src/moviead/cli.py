@@ -65,14 +65,34 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_val_samples(run_dir: Path, count: int = 6) -> None:
+    """The last validation epoch's decoded ADs beside the ground truth (captioning runs)."""
+    import json
+
+    files = sorted((run_dir / "val_samples").glob("epoch-*.jsonl"))
+    if not files:
+        return
+    rows = [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()[:count]]
+    print(f"generated ADs ({files[-1].name}):")
+    for row in rows:
+        indent = " " * (len(row["movie"]) + 7)
+        print(f"  {row['movie']} #{row['index']:<3d} GT:   {row['gt']}\n{indent}   pred: {row['pred']}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from moviead.stages.captioning_build import Stage1CheckpointError
     from moviead.stages.train import train
 
     files, overrides = _split_config_args(args.config)
     cfg = load_config(files, overrides)
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except Stage1CheckpointError as err:
+        print(f"moviead train: error: {err}", file=sys.stderr)
+        return 2
     shown = {k: round(v, 4) for k, v in sorted(result.metrics.items())}
     print(f"run folder: {result.run_dir}\nexported: {result.export_dir}\nfinal metrics: {shown}")
+    _print_val_samples(result.run_dir)
     return 0
 
 

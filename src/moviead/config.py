@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from moviead.models.configs import CLIPAdaptationConfig, PMEConfig
+from moviead.models.configs import CLIPAdaptationConfig, DecoderConfig, DSMConfig, GenerationConfig, PMEConfig
 
 
 class DatasetName(str, Enum):
@@ -48,6 +48,7 @@ class TaskName(str, Enum):
 
     pme_alignment = "pme_alignment"  # LoCo-MAD Stage-I
     clip_adaptation = "clip_adaptation"  # DistinctAD Stage-I
+    captioning = "captioning"  # Stage-II: visual-prefix decoder (+ DSM for LoCo-MAD)
 
 
 class TextVariant(str, Enum):
@@ -142,6 +143,9 @@ class TrainerConfig:
     gradient_clip_val: float | None = 1.0
     log_every_n_steps: int = 10
     val_check_interval: Any = 1.0
+    limit_train_batches: Any = 1.0  # a fraction or a number of batches (quick checks)
+    limit_val_batches: Any = 1.0
+    num_sanity_val_steps: int = 2
     deterministic: bool = False
     enable_progress_bar: bool = True
     default_root_dir: str = "runs"
@@ -192,6 +196,26 @@ class PMEStageConfig:
     losses: PMELossConfig = field(default_factory=PMELossConfig)
 
 
+class VisualSource(str, Enum):
+    """What the decoder's visual prefix is made of."""
+
+    pme = "pme"  # the frozen Stage-I PME's query outputs (LoCo-MAD)
+    frames = "frames"  # the frame features themselves (no Stage-I; an ablation baseline)
+
+
+@dataclass
+class CaptioningStageConfig:
+    """Stage-II: the Stage-I export it builds on, the decoder, the DSM and decoding settings."""
+
+    stage1: str | None = None  # a Stage-I export folder (runs/<name>/export) holding pme.safetensors
+    visual_source: VisualSource = VisualSource.pme
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    dsm: DSMConfig = field(default_factory=DSMConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    val_generate_batches: int = 4  # validation batches decoded for CIDEr and the sample table (fixed subset)
+    val_num_beams: int = 1  # decoding during validation (greedy keeps it cheap); evaluation uses generation
+
+
 @dataclass
 class ExperimentConfig:
     name: str = "moviead"
@@ -199,6 +223,7 @@ class ExperimentConfig:
     task: TaskName = TaskName.pme_alignment
     pme: PMEStageConfig = field(default_factory=PMEStageConfig)
     clip: CLIPAdaptationConfig = field(default_factory=CLIPAdaptationConfig)
+    captioning: CaptioningStageConfig = field(default_factory=CaptioningStageConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

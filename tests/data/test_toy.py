@@ -53,9 +53,14 @@ def test_same_seed_gives_identical_files(toy: Path, tmp_path: Path) -> None:
     write_toy_dataset(tmp_path / "other", movies=MOVIES, seed=1)
     again, other = tmp_path / "again", tmp_path / "other"
     texts = _digests(toy, TEXT_SUFFIXES)
-    assert len(texts) == 14  # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest; tokenizer (2 JSON)
+    # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest; 2 tokenizers (2 JSON each); tiny OPT (3 JSON)
+    assert len(texts) == 19
     assert _digests(again, TEXT_SUFFIXES) == texts
     assert _digests(again, {".npy"}) == _digests(toy, {".npy"})
+    assert _digests(again, {".txt"}) == _digests(toy, {".txt"})  # the WordPiece vocabulary
+    weights = _digests(toy, {".safetensors"})
+    assert list(weights) == ["decoders/tiny-opt/model.safetensors"] and _digests(again, {".safetensors"}) == weights
+    assert _digests(other, {".safetensors"}) != weights  # the decoder's weights follow the seed
     assert _digests(again, {".h5"}) == _digests(toy, {".h5"})  # no time stamps in the h5 files either
     for h5 in ("mad/CLIP_L14_frames_features_5fps.h5", "lsmdc/lsmdc_clip_features.h5",
                "storyboard/storyboard_clip_features.h5"):  # fmt: skip
@@ -238,4 +243,27 @@ def test_twelve_movies_are_written_in_seconds(tmp_path: Path) -> None:
     info = write_toy_dataset(tmp_path, movies=12, seed=3)
     seconds = time.perf_counter() - began
     assert len(info.movies) == 12 and len(info.eval_movies) == 2
+    assert info.decoder == tmp_path / "decoders" / "tiny-opt" and (info.decoder / "model.safetensors").is_file()
     assert seconds < 10, f"write_toy_dataset(12 movies) took {seconds:.1f} s"
+
+
+def test_tiny_opt_decoder_is_written_with_the_bpe_tokenizer(toy: Path) -> None:
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    manifest = json.loads((toy / "toy_manifest.json").read_text())
+    assert manifest["decoders"] == {"tiny-opt": "decoders/tiny-opt"}
+    assert manifest["tokenizers"]["byte-bpe"] == "tokenizers/byte-bpe"
+    decoder = toy / manifest["decoders"]["tiny-opt"]
+    config = json.loads((decoder / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(decoder))
+    assert config["model_type"] == "opt" and config["vocab_size"] == len(tokenizer)
+    assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"]) == (0, 1, 1)
+    assert (decoder / "tokenizer.json").read_bytes() == (toy / "tokenizers/byte-bpe/tokenizer.json").read_bytes()
+    with safe_open(str(decoder / "model.safetensors"), "np") as weights:
+        assert weights.get_slice("model.decoder.embed_tokens.weight").get_shape() == [len(tokenizer), 128]
+    named = pd.read_csv(toy / "mad/mad-v2-ad-named.csv")["text"].tolist()
+    unnamed = pd.read_csv(toy / "mad/mad-v2-ad-unnamed.csv")["text"].tolist()
+    subtitles = pd.read_csv(toy / "mad/mad-v2-subs.csv")["text"].tolist()
+    for text in named + unnamed + subtitles:
+        assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == " " + text  # prefix space

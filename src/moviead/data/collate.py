@@ -6,13 +6,14 @@ evaluation. Frames are padded to the longest clip of the batch; ``frame_mask`` i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from moviead.data.context import ADContext
+from moviead.data.context import ADContext, ProposalItem
 from moviead.data.records import ADRecord
 from moviead.data.tokenization import Tokenizer, tokenize
 
@@ -26,16 +27,36 @@ class BatchKey:
     TEXT_MASK = "text_mask"  # (B, L) bool
     CONTEXT_IDS = "context_ids"  # (B, Lc) int64, context texts in time order, joined
     CONTEXT_MASK = "context_mask"  # (B, Lc) bool
-    META = "meta"  # list of dicts: movie, index, start, end, text, context (list of texts)
+    META = "meta"  # list of dicts: movie, index, start, end, text, context (list of texts) [, proposal]
+    # Stage-II captioning (CaptioningCollator): the DSM proposal, items oldest first, padded items invalid
+    PROPOSAL_AD_IDS = "proposal_ad_ids"  # (B, P, La) int64, each item's AD tokens (no special tokens)
+    PROPOSAL_AD_MASK = "proposal_ad_mask"  # (B, P, La) bool, all False for an item without AD
+    PROPOSAL_SUB_IDS = "proposal_sub_ids"  # (B, P, Ls) int64, each item's subtitles joined by " "
+    PROPOSAL_SUB_MASK = "proposal_sub_mask"  # (B, P, Ls) bool
+    PROPOSAL_VALID = "proposal_valid"  # (B, P) bool, False on padded items
+    PROPOSAL_FEATURES = "proposal_features"  # (B, P, Dc) float32 sentence features, zeros on padded items
 
 
 @dataclass(frozen=True)
 class ClipExample:
-    """What a dataset item is: the AD, its frames (T, D) float32 and its context."""
+    """What a dataset item is: the AD, its frames (T, D) float32, its context and (when asked) its DSM proposal."""
 
     record: ADRecord
     frames: np.ndarray
     context: ADContext
+    proposal: tuple[ProposalItem, ...] = ()
+
+
+def clip_meta(example: ClipExample) -> dict[str, Any]:
+    """The ``meta`` entry of one example: movie, index, start, end, text and context texts in time order."""
+    return {
+        "movie": example.record.movie,
+        "index": example.record.index,
+        "start": example.record.start,
+        "end": example.record.end,
+        "text": example.record.text,
+        "context": [item.text for item in example.context.in_time_order()],
+    }
 
 
 def pad_frames(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,17 +91,7 @@ class ADCollator:
     def __call__(self, examples: Sequence[ClipExample]) -> dict[str, Any]:
         frames, mask = pad_frames([ex.frames for ex in examples])
         batch: dict[str, Any] = {BatchKey.FRAMES: frames, BatchKey.FRAME_MASK: mask}
-        batch[BatchKey.META] = [
-            {
-                "movie": ex.record.movie,
-                "index": ex.record.index,
-                "start": ex.record.start,
-                "end": ex.record.end,
-                "text": ex.record.text,
-                "context": [item.text for item in ex.context.in_time_order()],
-            }
-            for ex in examples
-        ]
+        batch[BatchKey.META] = [clip_meta(ex) for ex in examples]
         if self.tokenizer is not None:
             ids, text_mask = tokenize(self.tokenizer, [ex.record.text for ex in examples], self.max_text_tokens)
             batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK] = ids, text_mask

@@ -7,13 +7,17 @@
 
 Subtitles in oracle and recurrent mode: those that end after the previous AD's start and start before the current AD's
 end (for the first AD of a movie, every subtitle before its end), the last ``max_subtitles`` of them.
+
+:meth:`ContextBuilder.build_proposal` gives the same context as LoCo-MAD's DSM proposal: one
+:class:`ProposalItem` per previous AD, each holding that AD and the subtitles that start after it (SPEC §5.2).
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from moviead.config import ContextMode
 from moviead.data.records import ADRecord, MovieAnnotations, SubtitleRecord
@@ -45,6 +49,34 @@ class ADContext:
     def as_text(self, separator: str = " ") -> str:
         """All context texts in time order, joined; the plain-text form used for tokenisation."""
         return separator.join(item.text for item in self.in_time_order())
+
+
+@dataclass(frozen=True)
+class ProposalItem:
+    """One item of the DSM proposal (LoCo-MAD eq. 5-10): a previous AD and the subtitles that start after it.
+
+    Attributes:
+        ad: the previous AD (ground truth or prediction); None for the leading item of a movie's start, which
+            holds only the subtitles before the movie's first AD.
+        subtitles: the item's subtitles in time order.
+        start: start of the interval the item covers: its AD's start (leading item: its first subtitle's start).
+        end: end of that interval (exclusive for subtitle starts): the next AD's start, or the current AD's end.
+    """
+
+    ad: ContextItem | None
+    subtitles: tuple[ContextItem, ...]
+    start: float
+    end: float
+
+    @property
+    def subtitle_text(self) -> str:
+        """The item's subtitles joined by a space ("" when it has none)."""
+        return " ".join(item.text for item in self.subtitles)
+
+    @property
+    def feature_text(self) -> str:
+        """The text its sentence feature is computed from: its AD's text, or its subtitles when it has no AD."""
+        return self.ad.text if self.ad is not None else self.subtitle_text
 
 
 class ContextProvider(Protocol):
@@ -107,6 +139,12 @@ class _SubtitleIndex:
         found = [s for s in self.subtitles[lo:hi] if s.end > after]
         return found[-limit:] if limit > 0 else []
 
+    def starting_in(self, after: float, before: float, limit: int) -> list[SubtitleRecord]:
+        """Subtitles with ``after <= start < before``, the last ``limit`` of them."""
+        lo = bisect.bisect_left(self.starts, after) if after > float("-inf") else 0
+        hi = bisect.bisect_left(self.starts, before)
+        return self.subtitles[lo:hi][-limit:] if limit > 0 else []
+
 
 class ContextBuilder:
     """Assembles :class:`ADContext` for records of the given movies.
@@ -157,3 +195,40 @@ class ContextBuilder:
             found = self._subtitles[record.movie].intervening(after, record.end, self.max_subtitles)
             subtitles = tuple(ContextItem("subtitle", s.start, s.end, s.text) for s in found)
         return ADContext(ads=ads, subtitles=subtitles)
+
+    def build_proposal(self, record: ADRecord) -> list[ProposalItem]:
+        """The DSM proposal of ``record``, oldest item first; empty in local mode.
+
+        Item j (one per previous AD of the window, the last ``context_size`` ADs before ``record``) holds AD j from
+        the provider and the subtitles starting in ``[AD_j.start, AD_{j+1}.start)`` (for the last one,
+        ``[AD_{i-1}.start, AD_i.end)``). When the window reaches the movie's first AD, a leading item without
+        AD holds the subtitles starting before it (for the first AD itself: before its end); it is left out
+        when there are none. Each item keeps its last ``max_subtitles`` subtitles (none without
+        ``use_subtitles``).
+        """
+        if self.mode == ContextMode.local:
+            return []
+        previous: list[ContextItem] = []
+        if self.context_size > 0:
+            assert self.provider is not None
+            previous = list(self.provider.previous_ads(record, self.context_size))
+        ads = self.movies[record.movie].ads
+        index = self._subtitles.get(record.movie) if self.use_subtitles else None
+
+        def subtitles(after: float, before: float) -> tuple[ContextItem, ...]:
+            if index is None:
+                return ()
+            found = index.starting_in(after, before, self.max_subtitles)
+            return tuple(ContextItem("subtitle", s.start, s.end, s.text) for s in found)
+
+        items: list[ProposalItem] = []
+        first = previous[0].index if previous else record.index
+        if first == 0:
+            bound = ads[0].start if previous else record.end
+            leading = subtitles(float("-inf"), bound)
+            if leading:
+                items.append(ProposalItem(None, leading, leading[0].start, bound))
+        for ad in previous:
+            end = ads[ad.index + 1].start if ad.index + 1 < record.index else record.end
+            items.append(ProposalItem(ad, subtitles(ads[ad.index].start, end), ads[ad.index].start, end))
+        return items

@@ -43,6 +43,8 @@ class ADClipDataset(Dataset):
         sampler: which frames of an interval.
         context: builds each AD's context.
         training: draw the random frame shift (from torch's RNG, seeded per worker by the DataLoader).
+        with_proposal: also build each AD's DSM proposal (:meth:`ContextBuilder.build_proposal`) into
+            :attr:`ClipExample.proposal`.
     """
 
     def __init__(
@@ -52,12 +54,14 @@ class ADClipDataset(Dataset):
         sampler: FrameSampler,
         context: ContextBuilder,
         training: bool = False,
+        with_proposal: bool = False,
     ) -> None:
         self.items = items
         self.features = features
         self.sampler = sampler
         self.context = context
         self.training = training
+        self.with_proposal = with_proposal
 
     def __len__(self) -> int:
         return len(self.items)
@@ -73,4 +77,5 @@ class ADClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> ClipExample:
         item = self.items[index]
-        return ClipExample(record=item.record, frames=self.frames(item), context=self.context.build(item.record))
+        proposal = tuple(self.context.build_proposal(item.record)) if self.with_proposal else ()
+        return ClipExample(item.record, self.frames(item), self.context.build(item.record), proposal)

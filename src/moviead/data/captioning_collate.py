@@ -1,0 +1,139 @@
+"""Batches for Stage-II captioning (SPEC §5.1-5.2): frames, the AD target and the tokenised DSM proposal.
+
+Each :class:`~moviead.data.collate.ClipExample` must carry its proposal (``ADClipDataset(with_proposal=True)``).
+Texts are tokenised without special tokens (the decoder adds its own markers); padded positions hold the
+tokenizer's pad id (EOS, then 0, when it has none) and are False in the masks. Shapes are never empty:
+P, La and Ls are at least 1, so a batch without any context still has (B, 1, 1) all-False tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from moviead.data.collate import BatchKey, ClipExample, clip_meta, pad_frames
+from moviead.data.context import ProposalItem
+
+TARGET_END = "\n"  # appended to every AD target: generation stops at the first newline (or full stop)
+
+SentenceFeatures = Callable[[Sequence[str]], torch.Tensor]
+"""Texts → (n, Dc) features, e.g. :class:`moviead.data.sentence_features.SentenceFeatureBank`."""
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_id: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids (N, length) int64 and mask (N, length) bool from lists of ids (each ≤ length)."""
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.int64)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for row, tokens in enumerate(rows):
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+        mask[row, : len(tokens)] = True
+    return ids, mask
+
+
+def _item_meta(item: ProposalItem) -> dict[str, Any]:
+    return {
+        "ad": item.ad.text if item.ad is not None else None,
+        "subtitles": [s.text for s in item.subtitles],
+        "start": item.start,
+        "end": item.end,
+    }
+
+
+class CaptioningCollator:
+    """Collates :class:`ClipExample` items with their proposals into the Stage-II batch (keys in :class:`BatchKey`).
+
+    Args:
+        tokenizer: the decoder's Hugging Face tokenizer.
+        max_text_tokens: the target (AD + newline) keeps its first this many tokens.
+        max_item_tokens: per proposal item, its AD keeps its first and its joined subtitles their last this
+            many tokens (the subtitles nearest the next AD matter most).
+        sentence_features: texts → (n, Dc) features; when given, the batch has ``PROPOSAL_FEATURES`` computed
+            from each item's :attr:`ProposalItem.feature_text`.
+
+    Picklable (DataLoader workers) when the tokenizer and ``sentence_features`` are.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        max_text_tokens: int = 64,
+        max_item_tokens: int = 64,
+        sentence_features: SentenceFeatures | None = None,
+    ) -> None:
+        if max_text_tokens < 1 or max_item_tokens < 1:
+            raise ValueError(f"token limits must be >= 1, got {max_text_tokens}, {max_item_tokens}")
+        self.tokenizer = tokenizer
+        self.max_text_tokens = max_text_tokens
+        self.max_item_tokens = max_item_tokens
+        self.sentence_features = sentence_features
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = int(pad_id) if pad_id is not None else 0
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def _proposal_tokens(
+        self, proposals: Sequence[Sequence[ProposalItem]], length: int, part: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, P, L) ids and mask of every item's AD (``part="ad"``) or subtitles (``part="sub"``)."""
+        texts, where = [], []
+        for b, proposal in enumerate(proposals):
+            for p, item in enumerate(proposal):
+                text = (item.ad.text if item.ad is not None else "") if part == "ad" else item.subtitle_text
+                if text:
+                    texts.append(text)
+                    where.append((b, p))
+        limit = self.max_item_tokens
+        encoded = [ids[:limit] if part == "ad" else ids[-limit:] for ids in self._encode(texts)]
+        longest = max([1] + [len(ids) for ids in encoded])
+        ids = torch.full((len(proposals), length, longest), self.pad_id, dtype=torch.int64)
+        mask = torch.zeros(len(proposals), length, longest, dtype=torch.bool)
+        for (b, p), tokens in zip(where, encoded):
+            ids[b, p, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+            mask[b, p, : len(tokens)] = True
+        return ids, mask
+
+    def _features(self, proposals: Sequence[Sequence[ProposalItem]], valid: torch.Tensor) -> torch.Tensor:
+        """(B, P, Dc) float32 features of the items' feature texts, zeros on padded items."""
+        assert self.sentence_features is not None
+        texts = [item.feature_text for proposal in proposals for item in proposal]
+        if texts:
+            features = torch.as_tensor(self.sentence_features(texts), dtype=torch.float32)
+            dim = features.shape[-1]
+        else:
+            dim = int(getattr(self.sentence_features, "dim", 0)) or int(self.sentence_features([]).shape[-1])
+        out = torch.zeros(*valid.shape, dim, dtype=torch.float32)
+        if texts:
+            out[valid] = features  # valid items are the leading ones of each row: row-major order matches
+        return out
+
+    def __call__(self, examples: Sequence[ClipExample]) -> dict[str, Any]:
+        """The batch: frames (B, T, Dv) + mask, target ids/mask (B, Lt), proposal tensors (B, P, ·), meta."""
+        frames, frame_mask = pad_frames([ex.frames for ex in examples])
+        batch: dict[str, Any] = {BatchKey.FRAMES: frames, BatchKey.FRAME_MASK: frame_mask}
+        encoded = self._encode([ex.record.text + TARGET_END for ex in examples])
+        targets = [ids[: self.max_text_tokens] for ids in encoded]
+        batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK] = _pad(
+            targets, self.pad_id, max([1] + [len(ids) for ids in targets])
+        )
+        proposals = [ex.proposal for ex in examples]
+        length = max([1] + [len(p) for p in proposals])
+        valid = torch.zeros(len(examples), length, dtype=torch.bool)
+        for b, proposal in enumerate(proposals):
+            valid[b, : len(proposal)] = True
+        ad_ids, ad_mask = self._proposal_tokens(proposals, length, "ad")
+        batch[BatchKey.PROPOSAL_AD_IDS], batch[BatchKey.PROPOSAL_AD_MASK] = ad_ids, ad_mask
+        batch[BatchKey.PROPOSAL_SUB_IDS], batch[BatchKey.PROPOSAL_SUB_MASK] = self._proposal_tokens(
+            proposals, length, "sub"
+        )
+        batch[BatchKey.PROPOSAL_VALID] = valid
+        if self.sentence_features is not None:
+            batch[BatchKey.PROPOSAL_FEATURES] = self._features(proposals, valid)
+        batch[BatchKey.META] = [
+            {**clip_meta(ex), "proposal": [_item_meta(item) for item in ex.proposal]} for ex in examples
+        ]
+        return batch

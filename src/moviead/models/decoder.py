@@ -1,0 +1,300 @@
+"""The Stage-II decoder (SPEC §5.1): a causal LM reading a visual prefix, the selected context and a target.
+
+Per sample, the LM input embeddings are (LoCo-MAD eq. 10-11)::
+
+    prompt_ids · <b_q> · Proj(visual tokens) · <e_q> · context · instruction_ids · target
+
+with ``context`` = for each selected proposal item, oldest first, ``<b_t> AD <e_t> <b_s> subtitles <e_s>``,
+joined and cut to its last ``max_context_tokens`` tokens. The loss is the cross-entropy on the target only.
+
+Any transformers causal LM works (OPT, GPT-2, Qwen2, ...): we only use ``get_input_embeddings()`` and call
+``lm(inputs_embeds=..., attention_mask=..., position_ids=..., past_key_values=..., use_cache=...)``. The six
+prompt special tokens (ids >= ``base_vocab_size``) live in a separate trainable table, so with a frozen LM its
+embedding matrix stays untouched; the LM head keeps its own rows (the special tokens are never predicted).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from moviead.models.lora import apply_lora
+
+SPECIAL_NAMES = ("b_q", "e_q", "b_t", "e_t", "b_s", "e_s")
+IGNORE_INDEX = -100
+
+
+@dataclass
+class DecoderInputs:
+    """What the LM reads. ``inputs_embeds`` (B, L, H) in the LM's dtype; ``attention_mask`` (B, L) long, 1 = real;
+    ``position_ids`` (B, L) long (0 on pads); ``labels`` (B, L) long, -100 except on target tokens, or None."""
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    labels: torch.Tensor | None = None
+
+
+def load_causal_lm(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "float32") -> nn.Module:
+    """``AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)``, with a clear error when absent.
+
+    Args:
+        name_or_path: a local folder holding ``config.json`` and the weights, or a hub name (``facebook/opt-125m``)
+            already in the local Hugging Face cache when ``HF_HUB_OFFLINE=1``.
+        dtype: ``"float32"``, ``"bfloat16"``, ``"float16"``, ``"auto"`` or a torch dtype.
+
+    Raises:
+        FileNotFoundError: the folder does not exist, or the name is neither a folder nor a loadable hub model.
+    """
+    from transformers import AutoModelForCausalLM
+
+    name = str(name_or_path)
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) or dtype == "auto" else getattr(torch, dtype)
+    how = (
+        "Set captioning.decoder.lm to a local folder written by save_pretrained (config.json + weights) or to "
+        "the name of a hub model already in the Hugging Face cache (fetch it once on a machine with network "
+        "access; with HF_HUB_OFFLINE=1 nothing is downloaded)."
+    )
+    path = Path(name).expanduser()
+    looks_local = path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
+    if looks_local and not path.is_dir():
+        raise FileNotFoundError(f"decoder language model folder not found: {name}. {how}")
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path) if path.is_dir() else name, dtype=torch_dtype)
+    except OSError as err:  # transformers reports missing files/repos as OSError
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+        raise FileNotFoundError(
+            f"cannot load decoder language model {name!r} (HF_HUB_OFFLINE={'1' if offline else '0'}): {err}. {how}"
+        ) from err
+
+
+class VisualPrefixDecoder(nn.Module):
+    """A (frozen by default) causal LM conditioned on projected visual tokens and textual context.
+
+    Attributes:
+        lm: the causal LM; its parameters have ``requires_grad=False`` when ``freeze_lm``.
+        projector: Linear(visual_dim -> E), E the LM's input-embedding width.
+        special_embeddings: (n_new, E) float32 rows for the ids ``base_vocab_size ..``; initialised to the mean
+            of the LM's embedding rows ``[:base_vocab_size]``.
+        special_ids: name -> id for ``b_q e_q b_t e_t b_s e_s``.
+    """
+
+    def __init__(
+        self,
+        lm: nn.Module,
+        *,
+        visual_dim: int,
+        special_ids: Mapping[str, int],
+        base_vocab_size: int,
+        pad_token_id: int,
+        prompt_ids: Sequence[int] = (),
+        instruction_ids: Sequence[int] = (),
+        freeze_lm: bool = True,
+        lora_rank: int = 0,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.0,
+        lora_targets: Sequence[str] = ("q_proj", "v_proj"),
+        max_context_tokens: int = 200,
+    ) -> None:
+        super().__init__()
+        missing = [n for n in SPECIAL_NAMES if n not in special_ids]
+        if missing:
+            raise ValueError(f"special_ids lacks {missing}; expected keys {SPECIAL_NAMES}")
+        self.special_ids = {n: int(special_ids[n]) for n in SPECIAL_NAMES}
+        if min(self.special_ids.values()) < base_vocab_size:
+            raise ValueError(f"special token ids {self.special_ids} must be >= base_vocab_size={base_vocab_size}")
+        if not 0 <= pad_token_id < base_vocab_size:
+            raise ValueError(f"pad_token_id={pad_token_id} must be an LM token id (< {base_vocab_size})")
+        self.lm = lm
+        self.base_vocab_size = int(base_vocab_size)
+        self.pad_token_id = int(pad_token_id)
+        self.prompt_ids = [int(i) for i in prompt_ids]
+        self.instruction_ids = [int(i) for i in instruction_ids]
+        self.max_context_tokens = int(max_context_tokens)
+
+        lm_embeddings = lm.get_input_embeddings()
+        weight = lm_embeddings.weight
+        self.embed_dim = lm_embeddings.embedding_dim
+        n_new = max(self.special_ids.values()) - self.base_vocab_size + 1
+        with torch.no_grad():
+            mean_row = weight[: self.base_vocab_size].float().mean(0)
+        self.special_embeddings = nn.Parameter(mean_row.expand(n_new, -1).clone())
+        self.projector = nn.Linear(visual_dim, self.embed_dim, device=weight.device)
+
+        if freeze_lm:
+            for p in self.lm.parameters():
+                p.requires_grad_(False)
+        self.lora_modules = apply_lora(lm, lora_targets, lora_rank, lora_alpha, lora_dropout) if lora_rank else []
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, *, dtype: str | torch.dtype = "float32", **kwargs
+    ) -> VisualPrefixDecoder:
+        """Load the LM with :func:`load_causal_lm` (FileNotFoundError when missing), then build the decoder."""
+        return cls(load_causal_lm(name_or_path, dtype), **kwargs)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters with ``requires_grad`` (projector, special rows, LoRA; the whole LM when not frozen)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # ------------------------------------------------------------------ embeddings
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) long -> (B, L, E) in the LM's dtype; ids >= ``base_vocab_size`` read ``special_embeddings``."""
+        lm_embeddings = self.lm.get_input_embeddings()
+        is_new = ids >= self.base_vocab_size
+        base = lm_embeddings(ids.masked_fill(is_new, self.pad_token_id))
+        if not bool(is_new.any()):
+            return base
+        new = self.special_embeddings[(ids - self.base_vocab_size).clamp(min=0)].to(base.dtype)
+        return torch.where(is_new[..., None], new, base)
+
+    # ------------------------------------------------------------------ prompt assembly
+    def _context_ids(self, ad: list, ad_mask: list, sub: list, sub_mask: list, selected: list) -> list[int]:
+        """One sample's context ids (nested lists, P items): selected items oldest first, last tokens kept."""
+        s = self.special_ids
+        context: list[int] = []
+        for p, keep in enumerate(selected):
+            if not keep:
+                continue
+            context.append(s["b_t"])
+            context.extend(t for t, m in zip(ad[p], ad_mask[p]) if m)
+            context.extend((s["e_t"], s["b_s"]))
+            context.extend(t for t, m in zip(sub[p], sub_mask[p]) if m)
+            context.append(s["e_s"])
+        if self.max_context_tokens <= 0:
+            return []
+        return context[-self.max_context_tokens :]
+
+    def assemble(
+        self,
+        visual: torch.Tensor,
+        visual_mask: torch.Tensor | None,
+        proposal_ad_ids: torch.Tensor,
+        proposal_ad_mask: torch.Tensor,
+        proposal_sub_ids: torch.Tensor,
+        proposal_sub_mask: torch.Tensor,
+        selected: torch.Tensor,
+        target_ids: torch.Tensor | None = None,
+        target_mask: torch.Tensor | None = None,
+        padding_side: Literal["right", "left"] = "right",
+    ) -> DecoderInputs:
+        """Build the padded LM input of a batch.
+
+        Args:
+            visual: (B, Q, Dv) visual tokens; visual_mask: (B, Q) bool (False rows are left out) or None.
+            proposal_ad_ids, proposal_ad_mask: (B, P, La) item AD tokens and their mask.
+            proposal_sub_ids, proposal_sub_mask: (B, P, Ls) item subtitle tokens and their mask.
+            selected: (B, P) bool, the items that enter the context (items are oldest first).
+            target_ids, target_mask: (B, Lt) target tokens and mask, or None (generation).
+            padding_side: ``"right"`` for training, ``"left"`` for generation.
+
+        Returns:
+            :class:`DecoderInputs` with L = the longest sample; ``labels`` None when ``target_ids`` is None.
+        """
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        batch, num_q = visual.shape[:2]
+        device = visual.device
+        vis_keep = torch.ones(batch, num_q, dtype=torch.bool, device=device) if visual_mask is None else visual_mask
+        vis_keep = vis_keep.bool()
+        n_vis = vis_keep.sum(1).tolist()
+        ad, ad_m = proposal_ad_ids.tolist(), proposal_ad_mask.bool().tolist()
+        sub, sub_m = proposal_sub_ids.tolist(), proposal_sub_mask.bool().tolist()
+        sel = selected.bool().tolist()
+        targets: list[list[int]] = [[] for _ in range(batch)]
+        if target_ids is not None:
+            t_mask = torch.ones_like(target_ids, dtype=torch.bool) if target_mask is None else target_mask.bool()
+            targets = [[t for t, m in zip(row, mrow) if m] for row, mrow in zip(target_ids.tolist(), t_mask.tolist())]
+
+        s = self.special_ids
+        sequences: list[list[int]] = []
+        vis_starts: list[int] = []
+        for b in range(batch):
+            head = [*self.prompt_ids, s["b_q"]]
+            vis_starts.append(len(head))
+            tail = [s["e_q"], *self._context_ids(ad[b], ad_m[b], sub[b], sub_m[b], sel[b]), *self.instruction_ids]
+            sequences.append(head + [self.pad_token_id] * n_vis[b] + tail + targets[b])
+        length = max(len(seq) for seq in sequences)
+
+        ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
+        attention = torch.zeros(batch, length, dtype=torch.long)
+        vis_rows: list[int] = []
+        vis_cols: list[int] = []
+        for b, seq in enumerate(sequences):
+            offset = length - len(seq) if padding_side == "left" else 0
+            ids[b, offset : offset + len(seq)] = torch.tensor(seq, dtype=torch.long)
+            attention[b, offset : offset + len(seq)] = 1
+            if targets[b]:
+                labels[b, offset + len(seq) - len(targets[b]) : offset + len(seq)] = torch.tensor(targets[b])
+            vis_rows.extend([b] * n_vis[b])
+            vis_cols.extend(range(offset + vis_starts[b], offset + vis_starts[b] + n_vis[b]))
+        ids, labels, attention = ids.to(device), labels.to(device), attention.to(device)
+        position_ids = (attention.cumsum(1) - 1) * attention
+
+        embeds = self.embed_tokens(ids)  # (B, L, E)
+        projected = self.projector(visual.to(self.projector.weight.dtype))[vis_keep]  # (sum n_vis, E), row-major
+        index = (torch.tensor(vis_rows, dtype=torch.long, device=device), torch.tensor(vis_cols, device=device))
+        embeds = embeds.index_put(index, projected.to(embeds.dtype))
+        return DecoderInputs(embeds, attention, position_ids, labels if target_ids is not None else None)
+
+    # ------------------------------------------------------------------ training loss
+    def loss(self, inputs: DecoderInputs) -> torch.Tensor:
+        """Mean next-token cross-entropy over the target tokens of right- or left-padded ``inputs`` (scalar).
+
+        Logits are computed only over the span of positions that predict a target token (``logits_to_keep``).
+        """
+        if inputs.labels is None:
+            raise ValueError("DecoderInputs has no labels: assemble with target_ids")
+        labels = inputs.labels
+        is_target = labels != IGNORE_INDEX  # (B, L)
+        if not bool(is_target.any()):
+            raise ValueError("the batch has no target tokens")
+        cols = is_target.any(0).nonzero().squeeze(1)
+        first, last = int(cols.min()), int(cols.max())
+        if first == 0:
+            raise ValueError("a target token at position 0 has no context to be predicted from")
+        keep = torch.arange(first - 1, last, device=labels.device)  # positions predicting first .. last
+        logits = self.lm(
+            inputs_embeds=inputs.inputs_embeds,
+            attention_mask=inputs.attention_mask,
+            position_ids=inputs.position_ids,
+            use_cache=False,
+            logits_to_keep=keep,
+        ).logits  # (B, last - first + 1, V)
+        shifted = labels[:, first : last + 1]
+        return F.cross_entropy(logits.float().flatten(0, 1), shifted.flatten(), ignore_index=IGNORE_INDEX)
+
+    def forward(
+        self,
+        visual: torch.Tensor,
+        visual_mask: torch.Tensor | None,
+        proposal_ad_ids: torch.Tensor,
+        proposal_ad_mask: torch.Tensor,
+        proposal_sub_ids: torch.Tensor,
+        proposal_sub_mask: torch.Tensor,
+        selected: torch.Tensor,
+        target_ids: torch.Tensor,
+        target_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scalar mean cross-entropy over target tokens; arguments as in :meth:`assemble` (right padding)."""
+        inputs = self.assemble(
+            visual,
+            visual_mask,
+            proposal_ad_ids,
+            proposal_ad_mask,
+            proposal_sub_ids,
+            proposal_sub_mask,
+            selected,
+            target_ids,
+            target_mask,
+            padding_side="right",
+        )
+        return self.loss(inputs)

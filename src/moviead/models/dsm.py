@@ -1,0 +1,240 @@
+"""DSM — the Dynamic Selection Module of LoCo-MAD (§3.2, eq. 5-9).
+
+Picks the k context-proposal items (previous ADs with their subtitles) most relevant to the current clip:
+
+- **CPE** (Context Proposal Encoder): ``n_layers`` blocks of self-attention over the items' sentence features
+  ``T_c`` (eq. 5), cross-attention from the items to the clip's visual features ``V`` (eq. 6), and a
+  feed-forward network. Blocks are **pre-LN** (LayerNorm before each sub-layer, residual around it) with a final
+  LayerNorm on the output.
+- **Sampler** (eq. 7): ``Linear(Dc -> 1)`` and a softmax over the valid items of each sample, then top-k.
+- **CCL** (eq. 8-9): :func:`moviead.losses.contextual.contextual_contrastive_loss` between the score-weighted
+  mean of the selected items' features, the unselected items' features and the clip's visual summary ``v``
+  (the masked mean of ``V``, projected to ``Dc`` when the widths differ).
+
+Our choices beyond the paper: an optional learned **recency embedding** added to ``T_c`` before the CPE. The
+paper gives the items no position, which leaves self-attention blind to their order; we index positions from
+the newest valid item backwards (newest = 0), so "the previous AD" has the same embedding whatever the number
+of items or the padding. Items older than ``max_proposal - 1`` share the last embedding.
+
+Top-k is not differentiable: the sampler gets gradient only through the relevance scores that weight ``T+``
+in the CCL (see :mod:`moviead.losses.contextual` for what that gradient can and cannot do).
+
+Inputs are tensors only; the item axis is in time order, oldest first, with padded items marked invalid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from moviead.losses.contextual import contextual_contrastive_loss
+
+
+@dataclass
+class DSMOutput:
+    """What :class:`DynamicSelectionModule` returns.
+
+    Attributes:
+        scores: (B, P) relevance scores, a softmax over each sample's valid items; 0 on padded items and all 0
+            for a sample without valid items.
+        selected: (B, P) bool, the top-k valid items in the caller's (oldest-first) item order; no gradient.
+        loss: scalar CCL.
+        temperature: scalar, the CCL temperature used (the learnable one, clamped).
+    """
+
+    scores: torch.Tensor
+    selected: torch.Tensor
+    loss: torch.Tensor
+    temperature: torch.Tensor
+
+
+def recency_positions(valid: torch.Tensor) -> torch.Tensor:
+    """Index of each item counted from the newest valid item backwards.
+
+    Args:
+        valid: (B, P) bool, items oldest first.
+
+    Returns:
+        (B, P) long: for item j, the number of valid items after it (newest valid item -> 0). Padded items get
+        the count of their newer valid items too; their value is never used.
+    """
+    v = valid.long()
+    return v.flip(-1).cumsum(-1).flip(-1) - v
+
+
+def top_k_mask(scores: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+    """The k highest-scoring valid items of each sample, ties broken toward the newer (later) item.
+
+    Args:
+        scores: (B, P) float, items oldest first.
+        valid: (B, P) bool.
+        k: items to keep; clipped to the number of valid items per sample.
+
+    Returns:
+        (B, P) bool in the same item order; no gradient.
+    """
+    with torch.no_grad():
+        keys = scores.detach().float().masked_fill(~valid, float("-inf")).flip(-1)  # newest first
+        order = torch.sort(keys, dim=-1, descending=True, stable=True).indices  # equal keys keep newest first
+        ranks = torch.empty_like(order)
+        arange = torch.arange(order.shape[-1], device=order.device).expand_as(order)
+        ranks.scatter_(-1, order, arange)  # rank of each (flipped) item
+        keep = ranks < valid.sum(-1, keepdim=True).clamp(max=k)
+        return keep.flip(-1) & valid
+
+
+def _any_key(mask: torch.Tensor) -> torch.Tensor:
+    """A key-padding mask (True = ignore) from a validity mask (B, N), with rows that have no valid key fully
+    unmasked: attention over nothing is NaN in PyTorch, and those rows' outputs are never used."""
+    ignore = ~mask
+    return ignore & mask.any(dim=-1, keepdim=True)
+
+
+class ContextProposalLayer(nn.Module):
+    """One pre-LN CPE block: self-attention over items, cross-attention to the frames, feed-forward."""
+
+    def __init__(self, dim: int, visual_dim: int, n_heads: int, dropout: float, ffn_mult: int = 4) -> None:
+        super().__init__()
+        self.norm_self = nn.LayerNorm(dim)
+        self.self_attn = nn.MultiheadAttention(dim, n_heads, dropout=dropout, batch_first=True)
+        self.norm_cross = nn.LayerNorm(dim)
+        self.cross_attn = nn.MultiheadAttention(
+            dim, n_heads, dropout=dropout, kdim=visual_dim, vdim=visual_dim, batch_first=True
+        )
+        self.norm_ffn = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_mult * dim, dim)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, items: torch.Tensor, item_ignore: torch.Tensor, visual: torch.Tensor, visual_ignore: torch.Tensor
+    ) -> torch.Tensor:
+        """items (B, P, Dc), item_ignore (B, P) bool, visual (B, T, Dv), visual_ignore (B, T) bool -> (B, P, Dc).
+
+        ``*_ignore`` are key-padding masks (True = not attended).
+        """
+        x = self.norm_self(items)
+        items = items + self.dropout(self.self_attn(x, x, x, key_padding_mask=item_ignore, need_weights=False)[0])
+        x = self.norm_cross(items)
+        attended = self.cross_attn(x, visual, visual, key_padding_mask=visual_ignore, need_weights=False)[0]
+        items = items + self.dropout(attended)
+        return items + self.dropout(self.ffn(self.norm_ffn(items)))
+
+
+class DynamicSelectionModule(nn.Module):
+    """LoCo-MAD's DSM: scores the context-proposal items against the clip, selects the top k, computes the CCL.
+
+    Args:
+        text_dim: Dc, width of the sentence features (and of the CPE).
+        visual_dim: Dv, width of the visual features the CPE cross-attends to.
+        n_layers: CPE blocks.
+        n_heads: attention heads (must divide ``text_dim``).
+        top_k: items selected per sample (clipped to the number of valid items).
+        temp_init: initial CCL temperature (learnable, clamped to >= ``min_temperature``).
+        max_proposal: rows of the recency embedding.
+        recency_embedding: add the learned recency embedding to ``T_c`` (see the module docstring).
+        dropout: dropout inside the CPE.
+        project_visual: force a ``Linear(Dv -> Dc)`` on the visual summary even when ``Dv == Dc``; when the
+            widths differ the projection is always there.
+    """
+
+    min_temperature = 1e-3
+
+    def __init__(
+        self,
+        text_dim: int,
+        visual_dim: int,
+        n_layers: int = 2,
+        n_heads: int = 8,
+        top_k: int = 3,
+        temp_init: float = 0.05,
+        max_proposal: int = 32,
+        recency_embedding: bool = True,
+        dropout: float = 0.1,
+        project_visual: bool = False,
+    ) -> None:
+        super().__init__()
+        if text_dim % n_heads:
+            raise ValueError(f"text_dim={text_dim} is not divisible by n_heads={n_heads}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        self.top_k = top_k
+        self.recency = nn.Embedding(max_proposal, text_dim) if recency_embedding else None
+        if self.recency is not None:
+            nn.init.normal_(self.recency.weight, std=0.02)
+        self.layers = nn.ModuleList(
+            [ContextProposalLayer(text_dim, visual_dim, n_heads, dropout) for _ in range(n_layers)]
+        )
+        self.final_norm = nn.LayerNorm(text_dim)
+        self.sampler = nn.Linear(text_dim, 1)
+        project = project_visual or visual_dim != text_dim
+        self.visual_proj: nn.Module = nn.Linear(visual_dim, text_dim) if project else nn.Identity()
+        self.temperature = nn.Parameter(torch.tensor(float(temp_init)))
+
+    def clamped_temperature(self) -> torch.Tensor:
+        """The CCL temperature, clamped to >= ``min_temperature`` (scalar)."""
+        return self.temperature.clamp(min=self.min_temperature)
+
+    def visual_summary(self, visual: torch.Tensor, visual_mask: torch.Tensor | None) -> torch.Tensor:
+        """Masked mean of the frames, projected to Dc: visual (B, T, Dv), visual_mask (B, T) -> (B, Dc).
+
+        A sample without valid frames gets the projection of a zero vector.
+        """
+        if visual_mask is None:
+            mean = visual.mean(dim=1)
+        else:
+            weights = visual_mask.to(visual.dtype).unsqueeze(-1)  # (B, T, 1)
+            mean = (visual * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.visual_proj(mean)
+
+    def relevance_logits(
+        self,
+        proposal_features: torch.Tensor,
+        proposal_valid: torch.Tensor,
+        visual: torch.Tensor,
+        visual_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """CPE + sampler projection: (B, P, Dc), (B, P), (B, T, Dv), (B, T) -> logits (B, P) (before masking)."""
+        items = proposal_features
+        if self.recency is not None:
+            positions = recency_positions(proposal_valid).clamp(max=self.recency.num_embeddings - 1)
+            items = items + self.recency(positions)
+        if visual_mask is None:
+            visual_mask = torch.ones(visual.shape[:2], dtype=torch.bool, device=visual.device)
+        item_ignore, visual_ignore = _any_key(proposal_valid), _any_key(visual_mask.bool())
+        for layer in self.layers:
+            items = layer(items, item_ignore, visual, visual_ignore)
+        return self.sampler(self.final_norm(items)).squeeze(-1)
+
+    def forward(
+        self,
+        proposal_features: torch.Tensor,
+        proposal_valid: torch.Tensor,
+        visual: torch.Tensor,
+        visual_mask: torch.Tensor | None = None,
+    ) -> DSMOutput:
+        """Score, select and compute the CCL.
+
+        Args:
+            proposal_features: (B, P, Dc) sentence features ``T_c`` of the items, oldest first.
+            proposal_valid: (B, P) bool, False on padded items (a sample may have none).
+            visual: (B, T, Dv) the clip's visual features (frames or PME query outputs).
+            visual_mask: (B, T) bool, True on real positions; None = all real.
+
+        Returns:
+            :class:`DSMOutput` with scores (B, P), selected (B, P) bool, the CCL and the temperature.
+        """
+        valid = proposal_valid.bool()
+        logits = self.relevance_logits(proposal_features, valid, visual, visual_mask)
+        has_item = valid.any(dim=-1, keepdim=True)
+        # empty samples: softmax over unmasked zeros (finite), then zeroed by the valid mask
+        logits = logits.masked_fill(~valid & has_item, float("-inf")).masked_fill(~has_item, 0.0)
+        scores = torch.softmax(logits, dim=-1) * valid.to(logits.dtype)
+        selected = top_k_mask(scores, valid, self.top_k)
+        temperature = self.clamped_temperature()
+        summary = self.visual_summary(visual, visual_mask)
+        loss = contextual_contrastive_loss(scores, selected, valid, proposal_features, summary, temperature)
+        return DSMOutput(scores=scores, selected=selected, loss=loss, temperature=temperature)

@@ -1,0 +1,161 @@
+"""Stage-II: train the captioner (projector, special-token rows, DSM, LoRA or the whole LM by config).
+
+The PME and (by default) the LM are frozen: their weights are not written into checkpoints, which hold only
+trainable parameters plus a ``moviead`` entry (the resolved config and the Stage-I export used), so a Stage-II
+checkpoint of OPT-2.7B stays small. Loading one therefore rebuilds the frozen parts from the config first
+(:func:`moviead.stages.captioning_build.load_captioner_checkpoint`).
+
+Validation: ``val/gen`` (and ``val/ccl``) on every batch; on the first ``val_generate_batches`` batches (a fixed
+subset, the loader is not shuffled) the model decodes, and ``val/cider`` (plus any ``extra_metrics``, such as the
+toy data's name accuracy) is computed on those; a table of (movie, time, GT, prediction) goes to
+``<log dir>/val_samples/epoch-NNN.jsonl`` and to W&B when that logger is on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from moviead.data.collate import BatchKey
+from moviead.generation import GenerationSettings
+from moviead.metrics.captioning import caption_scores
+from moviead.models.captioner import ADCaptioner, CaptionBatch
+from moviead.stages.optim import build_optimizer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "moviead"
+
+
+def caption_batch(batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:
+    """The model tensors of a collated captioning batch."""
+    return CaptionBatch(
+        frames=batch[BatchKey.FRAMES],
+        frame_mask=batch[BatchKey.FRAME_MASK],
+        proposal_ad_ids=batch[BatchKey.PROPOSAL_AD_IDS],
+        proposal_ad_mask=batch[BatchKey.PROPOSAL_AD_MASK],
+        proposal_sub_ids=batch[BatchKey.PROPOSAL_SUB_IDS],
+        proposal_sub_mask=batch[BatchKey.PROPOSAL_SUB_MASK],
+        proposal_valid=batch[BatchKey.PROPOSAL_VALID],
+        proposal_features=batch.get(BatchKey.PROPOSAL_FEATURES),
+        target_ids=batch.get(BatchKey.TEXT_IDS) if with_target else None,
+        target_mask=batch.get(BatchKey.TEXT_MASK) if with_target else None,
+    )
+
+
+class CaptioningStage(L.LightningModule):
+    """Thin Lightning wrapper of an :class:`ADCaptioner` (built and passed in).
+
+    Args:
+        captioner: the model.
+        optim: the ``optim`` config section.
+        decode: token ids → text (the tokenizer's decode, cut at the first full stop or newline).
+        val_settings: decoding settings for validation.
+        val_generate_batches: how many validation batches are decoded.
+        extra_metrics: (references, predictions) → {name: value}, logged as ``val/<name>``.
+        checkpoint_info: stored in every checkpoint under ``"moviead"`` (resolved config, Stage-I export).
+    """
+
+    def __init__(
+        self,
+        captioner: ADCaptioner,
+        optim: DictConfig,
+        decode: Callable[[Sequence[int]], str],
+        val_settings: GenerationSettings,
+        val_generate_batches: int = 4,
+        extra_metrics: Callable[[list[str], list[str]], dict[str, float]] | None = None,
+        checkpoint_info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.captioner = captioner
+        self.optim = optim
+        self.decode = decode
+        self.val_settings = val_settings
+        self.val_generate_batches = val_generate_batches
+        self.extra_metrics = extra_metrics
+        self.checkpoint_info = checkpoint_info or {}
+        self.strict_loading = False  # checkpoints hold the trainable parameters only
+        self._samples: list[dict[str, Any]] = []
+
+    def _log_losses(self, prefix: str, batch: dict[str, Any]) -> torch.Tensor:
+        out = self.captioner(caption_batch(batch))
+        size = batch[BatchKey.FRAMES].shape[0]
+        on_step = prefix == "train"
+        self.log(f"{prefix}/loss", out.loss, prog_bar=True, batch_size=size, on_step=on_step, on_epoch=not on_step,
+                 sync_dist=not on_step)
+        self.log(f"{prefix}/gen", out.gen, batch_size=size, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        if out.ccl is not None:
+            self.log(f"{prefix}/ccl", out.ccl, batch_size=size, on_step=on_step, on_epoch=not on_step,
+                     sync_dist=not on_step)
+        return out.loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._log_losses("train", batch)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._log_losses("val", batch)
+        if batch_idx >= self.val_generate_batches:
+            return
+        ids, selected = self.captioner.generate(caption_batch(batch, with_target=False), self.val_settings)
+        for meta, tokens, chosen in zip(batch[BatchKey.META], ids, selected.tolist()):
+            proposal = meta.get("proposal", [])
+            self._samples.append({
+                "movie": meta["movie"], "index": meta["index"], "start": meta["start"], "end": meta["end"],
+                "gt": meta["text"], "pred": self.decode(tokens),
+                "context": [p for p, keep in zip(proposal, chosen) if keep],
+            })
+
+    def on_validation_epoch_end(self) -> None:
+        samples, self._samples = self._samples, []
+        if not samples:
+            return
+        refs = {i: [s["gt"]] for i, s in enumerate(samples)}
+        preds = {i: s["pred"] for i, s in enumerate(samples)}
+        metrics = {"cider": caption_scores(refs, preds, metrics=("cider",))["cider"]} if len(samples) > 1 else {}
+        if self.extra_metrics is not None:
+            metrics.update(self.extra_metrics([s["gt"] for s in samples], [s["pred"] for s in samples]))
+        for name, value in metrics.items():
+            self.log(f"val/{name}", float(value), prog_bar=name == "cider", rank_zero_only=True)
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self._write_samples(samples)
+
+    def _write_samples(self, samples: list[dict[str, Any]]) -> None:
+        folder = Path(self.trainer.default_root_dir) / "val_samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"epoch-{self.current_epoch:03d}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for s in samples:
+                out.write(json.dumps(s, ensure_ascii=False) + "\n")
+        for s in samples[:3]:
+            log.info("val %s#%d  GT: %s | pred: %s", s["movie"], s["index"], s["gt"], s["pred"])
+        for logger in self.loggers:
+            if hasattr(logger, "log_table"):  # W&B
+                rows = [[s["movie"], s["start"], s["gt"], s["pred"], " | ".join(map(str, s["context"]))]
+                        for s in samples[:32]]
+                logger.log_table("val/samples", columns=["movie", "start", "gt", "pred", "context"], data=rows)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k not in trainable and not self._is_buffer(k)]:
+            del state[key]
+        checkpoint[CHECKPOINT_KEY] = dict(self.checkpoint_info)
+
+    def _is_buffer(self, key: str) -> bool:
+        """Buffers of trainable modules (none of the frozen LM or PME) stay in the checkpoint."""
+        frozen_prefixes = ("captioner.pme.", "captioner.decoder.lm.")
+        return key in dict(self.named_buffers()) and not key.startswith(frozen_prefixes)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain containers (what a checkpoint stores)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]

@@ -1,0 +1,126 @@
+"""Stage-II LoCo-MAD on the toy data: the run, what its checkpoint holds, reloading it, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from moviead.config import load_config
+from moviead.models.configs import PMEConfig
+from moviead.models.lavis_convert import save_pme
+from moviead.models.qformer import PretrainedMovieEncoder
+from moviead.stages.captioning import caption_batch
+from moviead.stages.captioning_build import Stage1CheckpointError, build_captioner, load_captioner_checkpoint
+from moviead.stages.train import train
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+STAGE2 = [CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml", CONFIGS / "data" / "toy.yaml"]
+
+
+@pytest.fixture(scope="module")
+def stage1_export(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny PME export (random weights: these tests check plumbing, not Stage-I quality)."""
+    tiny = OmegaConf.to_object(load_config([CONFIGS / "stage1" / "pme.yaml", CONFIGS / "stage1" / "pme_tiny.yaml"],
+                                           [f"data.root={toy_root / 'mad'}"]).pme.model)
+    config = PMEConfig(**vars(tiny))
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("stage1") / "export"
+    save_pme(PretrainedMovieEncoder(config), config, out)
+    return out
+
+
+def _cfg(toy_root: Path, stage1: Path, run_root: Path, *overrides: str):
+    return load_config(STAGE2, [
+        f"data.root={toy_root / 'mad'}", f"captioning.stage1={stage1}", f"trainer.default_root_dir={run_root}",
+        "trainer.enable_progress_bar=false", *overrides,
+    ])
+
+
+@pytest.fixture(scope="module")
+def short_run(toy_root: Path, stage1_export: Path, tmp_path_factory: pytest.TempPathFactory):
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = _cfg(toy_root, stage1_export, runs, "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+               "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1", "data.eval_batch_size=4")
+    return cfg, train(cfg)
+
+
+def test_stage2_checkpoint_holds_config_stage1_path_and_only_trainable_weights(short_run, stage1_export: Path) -> None:
+    cfg, result = short_run
+    checkpoint = torch.load(result.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    info = checkpoint["moviead"]
+    assert info["stage1"] == str(stage1_export)
+    assert info["config"]["captioning"]["decoder"]["lm"] == cfg.captioning.decoder.lm
+    assert info["config"]["task"] == "captioning"
+    keys = list(checkpoint["state_dict"])
+    assert not [k for k in keys if k.startswith("captioner.pme.")]  # the frozen PME is not copied
+    assert any(k.startswith("captioner.dsm.") for k in keys)
+    assert "captioner.decoder.projector.weight" in keys
+    assert (result.run_dir / "val_samples").is_dir()
+    assert (result.export_dir / "captioner.safetensors").is_file()
+    assert (result.run_dir / "sentence_features.safetensors").is_file()
+
+
+def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root: Path) -> None:
+    cfg, result = short_run
+    parts, loaded_cfg = load_captioner_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")
+    assert loaded_cfg.captioning.stage1 == cfg.captioning.stage1
+    checkpoint = torch.load(result.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for name, value in checkpoint["state_dict"].items():
+        mine = parts.captioner.get_parameter(name.removeprefix("captioner."))
+        assert torch.equal(mine, value), name
+    from moviead.datamodules import build_datamodule
+
+    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, with_proposal=True, sentence_bank=parts.sentence_bank,
+                          collate=_collator(parts, cfg))
+    dm.setup("validate")
+    batch = caption_batch(next(iter(dm.val_dataloader())), with_target=False)
+    settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
+    parts.captioner.eval()
+    first, _ = parts.captioner.generate(batch, settings)
+    again, _ = load_captioner_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")[0].captioner.eval().generate(
+        batch, settings)
+    assert first == again and all(len(ids) > 0 for ids in first)
+
+
+def _collator(parts, cfg):
+    from moviead.data.captioning_collate import CaptioningCollator
+
+    return CaptioningCollator(parts.tokenizer, cfg.captioning.decoder.max_text_tokens,
+                              cfg.captioning.decoder.max_item_tokens, sentence_features=parts.sentence_bank)
+
+
+def test_missing_stage1_export_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
+    cfg = _cfg(toy_root, tmp_path / "nowhere", tmp_path)
+    with pytest.raises(Stage1CheckpointError, match="does not exist"):
+        build_captioner(cfg)
+    cfg.captioning.stage1 = None
+    with pytest.raises(Stage1CheckpointError, match="captioning.stage1 is not set"):
+        build_captioner(cfg)
+    (tmp_path / "empty").mkdir()
+    cfg.captioning.stage1 = str(tmp_path / "empty")
+    with pytest.raises(Stage1CheckpointError, match="not a PME export"):
+        build_captioner(cfg)
+
+
+def test_incompatible_stage1_export_is_a_clear_error(toy_root: Path, stage1_export: Path, tmp_path: Path) -> None:
+    cfg = _cfg(toy_root, stage1_export, tmp_path, "data.feature_dim=512")
+    with pytest.raises(Stage1CheckpointError, match="reads 768-d frames but data.feature_dim is 512"):
+        build_captioner(cfg)
+
+
+def test_frames_as_visual_source_needs_no_stage1(toy_root: Path, tmp_path: Path) -> None:
+    cfg = _cfg(toy_root, tmp_path / "unused", tmp_path, "captioning.visual_source=frames", "captioning.dsm.enabled=false")
+    parts = build_captioner(cfg)
+    assert parts.captioner.pme is None and parts.captioner.dsm is None
+    assert parts.captioner.decoder.projector.in_features == 768
+
+
+def test_not_a_stage2_checkpoint_is_refused(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="no moviead Stage-II entry"):
+        load_captioner_checkpoint(tmp_path / "other.ckpt")
+    with pytest.raises(FileNotFoundError):
+        load_captioner_checkpoint(tmp_path / "absent.ckpt")
