@@ -87,12 +87,22 @@ class CaptioningStage(L.LightningModule):
         out = self.captioner(caption_batch(batch))
         size = batch[BatchKey.FRAMES].shape[0]
         on_step = prefix == "train"
-        self.log(f"{prefix}/loss", out.loss, prog_bar=True, batch_size=size, on_step=on_step, on_epoch=not on_step,
-                 sync_dist=not on_step)
-        self.log(f"{prefix}/gen", out.gen, batch_size=size, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        self.log(
+            f"{prefix}/loss",
+            out.loss,
+            prog_bar=True,
+            batch_size=size,
+            on_step=on_step,
+            on_epoch=not on_step,
+            sync_dist=not on_step,
+        )
+        self.log(
+            f"{prefix}/gen", out.gen, batch_size=size, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step
+        )
         if out.ccl is not None:
-            self.log(f"{prefix}/ccl", out.ccl, batch_size=size, on_step=on_step, on_epoch=not on_step,
-                     sync_dist=not on_step)
+            self.log(
+                f"{prefix}/ccl", out.ccl, batch_size=size, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step
+            )
         return out.loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -105,11 +115,17 @@ class CaptioningStage(L.LightningModule):
         ids, selected = self.captioner.generate(caption_batch(batch, with_target=False), self.val_settings)
         for meta, tokens, chosen in zip(batch[BatchKey.META], ids, selected.tolist()):
             proposal = meta.get("proposal", [])
-            self._samples.append({
-                "movie": meta["movie"], "index": meta["index"], "start": meta["start"], "end": meta["end"],
-                "gt": meta["text"], "pred": self.decode(tokens),
-                "context": [p for p, keep in zip(proposal, chosen) if keep],
-            })
+            self._samples.append(
+                {
+                    "movie": meta["movie"],
+                    "index": meta["index"],
+                    "start": meta["start"],
+                    "end": meta["end"],
+                    "gt": meta["text"],
+                    "pred": self.decode(tokens),
+                    "context": [p for p, keep in zip(proposal, chosen) if keep],
+                }
+            )
 
     def on_validation_epoch_end(self) -> None:
         samples, self._samples = self._samples, []
@@ -136,8 +152,10 @@ class CaptioningStage(L.LightningModule):
             log.info("val %s#%d  GT: %s | pred: %s", s["movie"], s["index"], s["gt"], s["pred"])
         for logger in self.loggers:
             if hasattr(logger, "log_table"):  # W&B
-                rows = [[s["movie"], s["start"], s["gt"], s["pred"], " | ".join(map(str, s["context"]))]
-                        for s in samples[:32]]
+                rows = [
+                    [s["movie"], s["start"], s["gt"], s["pred"], " | ".join(map(str, s["context"]))]
+                    for s in samples[:32]
+                ]
                 logger.log_table("val/samples", columns=["movie", "start", "gt", "pred", "context"], data=rows)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

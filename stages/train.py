@@ -81,8 +81,10 @@ def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
 def _pme_bundle(cfg: DictConfig) -> StageBundle:
     tokenizer = load_hf_tokenizer(cfg.pme.tokenizer)
     if len(tokenizer) > cfg.pme.model.vocab_size:
-        raise ValueError(f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "
-                         f"{cfg.pme.model.vocab_size}: set pme.model.vocab_size >= {len(tokenizer)}")
+        raise ValueError(
+            f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "
+            f"{cfg.pme.model.vocab_size}: set pme.model.vocab_size >= {len(tokenizer)}"
+        )
     model = build_pme(cfg)
     losses = cfg.pme.losses
     stage = PMEAlignmentStage(
@@ -110,10 +112,13 @@ def _clip_bundle(cfg: DictConfig) -> StageBundle:
 
     config = CLIPAdaptationConfig(**OmegaConf.to_container(cfg.clip, resolve=True))
     if config.mode == "adapter" and config.feature_dim != cfg.data.feature_dim:
-        raise ValueError(f"clip.feature_dim={config.feature_dim} but data.feature_dim={cfg.data.feature_dim}: "
-                         "adapter mode reads the data's CLIP features, so the two must agree")
-    clip_model, _, clip_tokenizer = load_open_clip(config.clip_model, config.clip_checkpoint, config.random_init,
-                                                   config.clip_model_config_file)
+        raise ValueError(
+            f"clip.feature_dim={config.feature_dim} but data.feature_dim={cfg.data.feature_dim}: "
+            "adapter mode reads the data's CLIP features, so the two must agree"
+        )
+    clip_model, _, clip_tokenizer = load_open_clip(
+        config.clip_model, config.clip_checkpoint, config.random_init, config.clip_model_config_file
+    )
     model = CLIPVideoAdapter(clip_model, config, clip_tokenizer)
 
     def export(out: Path) -> None:
@@ -141,13 +146,18 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
     parts = build_captioner(cfg, run_dir)
     cap = cfg.captioning
     stage = CaptioningStage(
-        parts.captioner, cfg.optim, parts.decode, parts.generation_settings(cap.generation, cap.val_num_beams),
+        parts.captioner,
+        cfg.optim,
+        parts.decode,
+        parts.generation_settings(cap.generation, cap.val_num_beams),
         val_generate_batches=cap.val_generate_batches,
         extra_metrics=toy_slot_accuracy if DatasetName(cfg.data.dataset) == DatasetName.toy else None,
         checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1},
     )
     collate = CaptioningCollator(
-        parts.tokenizer, max_text_tokens=cap.decoder.max_text_tokens, max_item_tokens=cap.decoder.max_item_tokens,
+        parts.tokenizer,
+        max_text_tokens=cap.decoder.max_text_tokens,
+        max_item_tokens=cap.decoder.max_item_tokens,
         sentence_features=parts.sentence_bank,
     )
 
@@ -156,8 +166,12 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
         weights = {n: p.detach().contiguous() for n, p in parts.captioner.named_parameters() if p.requires_grad}
         save_file(weights, str(out / "captioner.safetensors"))
 
-    kwargs = {"collate": collate, "with_proposal": True, "sentence_bank": parts.sentence_bank,
-              "sentence_cache": parts.sentence_cache}
+    kwargs = {
+        "collate": collate,
+        "with_proposal": True,
+        "sentence_bank": parts.sentence_bank,
+        "sentence_cache": parts.sentence_cache,
+    }
     return StageBundle(stage, parts.tokenizer, "val/cider", export, datamodule_kwargs=kwargs)
 
 
@@ -171,17 +185,30 @@ BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {
 def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str) -> L.Trainer:
     """A Lightning Trainer from ``cfg.trainer`` with a CSV logger and last/best checkpoints in ``run_dir``."""
     t = cfg.trainer
-    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1, monitor=monitor,
-                                  mode="max", filename="best")
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1, monitor=monitor, mode="max", filename="best"
+    )
     loggers = [CSVLogger(str(run_dir), name="", version="")] if cfg.logger.csv else False
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
-        max_epochs=t.max_epochs, max_steps=t.max_steps, accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
-        val_check_interval=t.val_check_interval, limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches, num_sanity_val_steps=t.num_sanity_val_steps, deterministic=t.deterministic, default_root_dir=str(run_dir),
-        enable_progress_bar=t.enable_progress_bar, enable_model_summary=t.enable_progress_bar,
-        logger=loggers, callbacks=[checkpoints],
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps,
+        val_check_interval=t.val_check_interval,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        deterministic=t.deterministic,
+        default_root_dir=str(run_dir),
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=t.enable_progress_bar,
+        logger=loggers,
+        callbacks=[checkpoints],
     )
 
 

@@ -82,7 +82,10 @@ def test_proposal_tokens_masks_and_validity(tokenizer) -> None:
     assert valid.dtype == torch.bool and valid.tolist() == [[True, True], [False, False], [True, False]]
     ad_ids, ad_mask = batch[BatchKey.PROPOSAL_AD_IDS], batch[BatchKey.PROPOSAL_AD_MASK]
     sub_ids, sub_mask = batch[BatchKey.PROPOSAL_SUB_IDS], batch[BatchKey.PROPOSAL_SUB_MASK]
-    map_ad, letter_ad = _ids(tokenizer, "Tamsin opens the map in the attic."), _ids(tokenizer, "Someone hides the letter.")
+    map_ad, letter_ad = (
+        _ids(tokenizer, "Tamsin opens the map in the attic."),
+        _ids(tokenizer, "Someone hides the letter."),
+    )
     two_subs = _ids(tokenizer, "Did you hear that? Not now, please.")
     assert ad_ids.shape == (3, 2, max(len(map_ad), len(letter_ad))) and ad_ids.dtype == torch.int64
     assert sub_ids.shape == (3, 2, len(two_subs)) and sub_mask.dtype == torch.bool
@@ -99,7 +102,9 @@ def test_item_truncation_keeps_the_first_ad_and_the_last_subtitle_tokens(tokeniz
     batch = CaptioningCollator(tokenizer, max_item_tokens=2)(_examples())
     assert batch[BatchKey.PROPOSAL_AD_IDS].shape == (3, 2, 2) and batch[BatchKey.PROPOSAL_SUB_IDS].shape == (3, 2, 2)
     assert batch[BatchKey.PROPOSAL_AD_IDS][0, 1].tolist() == _ids(tokenizer, "Tamsin opens the map in the attic.")[:2]
-    assert batch[BatchKey.PROPOSAL_SUB_IDS][0, 1].tolist() == _ids(tokenizer, "Did you hear that? Not now, please.")[-2:]
+    assert (
+        batch[BatchKey.PROPOSAL_SUB_IDS][0, 1].tolist() == _ids(tokenizer, "Did you hear that? Not now, please.")[-2:]
+    )
 
 
 def test_sentence_features_on_valid_items_zeros_on_padding(tokenizer) -> None:

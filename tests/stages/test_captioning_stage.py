@@ -6,44 +6,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from moviead.config import load_config
-from moviead.models.configs import PMEConfig
-from moviead.models.lavis_convert import save_pme
-from moviead.models.qformer import PretrainedMovieEncoder
 from moviead.stages.captioning import caption_batch
 from moviead.stages.captioning_build import Stage1CheckpointError, build_captioner, load_captioner_checkpoint
 from moviead.stages.train import train
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-STAGE2 = [CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml", CONFIGS / "data" / "toy.yaml"]
-
-
-@pytest.fixture(scope="module")
-def stage1_export(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny PME export (random weights: these tests check plumbing, not Stage-I quality)."""
-    tiny = OmegaConf.to_object(load_config([CONFIGS / "stage1" / "pme.yaml", CONFIGS / "stage1" / "pme_tiny.yaml"],
-                                           [f"data.root={toy_root / 'mad'}"]).pme.model)
-    config = PMEConfig(**vars(tiny))
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("stage1") / "export"
-    save_pme(PretrainedMovieEncoder(config), config, out)
-    return out
-
-
-def _cfg(toy_root: Path, stage1: Path, run_root: Path, *overrides: str):
-    return load_config(STAGE2, [
-        f"data.root={toy_root / 'mad'}", f"captioning.stage1={stage1}", f"trainer.default_root_dir={run_root}",
-        "trainer.enable_progress_bar=false", *overrides,
-    ])
+from tests.stages._stage2 import stage2_cfg as _cfg
 
 
 @pytest.fixture(scope="module")
 def short_run(toy_root: Path, stage1_export: Path, tmp_path_factory: pytest.TempPathFactory):
     runs = tmp_path_factory.mktemp("runs")
-    cfg = _cfg(toy_root, stage1_export, runs, "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-               "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1", "data.eval_batch_size=4")
+    cfg = _cfg(
+        toy_root,
+        stage1_export,
+        runs,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        "captioning.val_generate_batches=1",
+        "data.eval_batch_size=4",
+    )
     return cfg, train(cfg)
 
 
@@ -73,23 +56,35 @@ def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root
         assert torch.equal(mine, value), name
     from moviead.datamodules import build_datamodule
 
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, with_proposal=True, sentence_bank=parts.sentence_bank,
-                          collate=_collator(parts, cfg))
+    dm = build_datamodule(
+        cfg.data,
+        tokenizer=parts.tokenizer,
+        with_proposal=True,
+        sentence_bank=parts.sentence_bank,
+        collate=_collator(parts, cfg),
+    )
     dm.setup("validate")
     batch = caption_batch(next(iter(dm.val_dataloader())), with_target=False)
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
     parts.captioner.eval()
     first, _ = parts.captioner.generate(batch, settings)
-    again, _ = load_captioner_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")[0].captioner.eval().generate(
-        batch, settings)
+    again, _ = (
+        load_captioner_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")[0]
+        .captioner.eval()
+        .generate(batch, settings)
+    )
     assert first == again and all(len(ids) > 0 for ids in first)
 
 
 def _collator(parts, cfg):
     from moviead.data.captioning_collate import CaptioningCollator
 
-    return CaptioningCollator(parts.tokenizer, cfg.captioning.decoder.max_text_tokens,
-                              cfg.captioning.decoder.max_item_tokens, sentence_features=parts.sentence_bank)
+    return CaptioningCollator(
+        parts.tokenizer,
+        cfg.captioning.decoder.max_text_tokens,
+        cfg.captioning.decoder.max_item_tokens,
+        sentence_features=parts.sentence_bank,
+    )
 
 
 def test_missing_stage1_export_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
@@ -112,7 +107,9 @@ def test_incompatible_stage1_export_is_a_clear_error(toy_root: Path, stage1_expo
 
 
 def test_frames_as_visual_source_needs_no_stage1(toy_root: Path, tmp_path: Path) -> None:
-    cfg = _cfg(toy_root, tmp_path / "unused", tmp_path, "captioning.visual_source=frames", "captioning.dsm.enabled=false")
+    cfg = _cfg(
+        toy_root, tmp_path / "unused", tmp_path, "captioning.visual_source=frames", "captioning.dsm.enabled=false"
+    )
     parts = build_captioner(cfg)
     assert parts.captioner.pme is None and parts.captioner.dsm is None
     assert parts.captioner.decoder.projector.in_features == 768

@@ -10,11 +10,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from moviead.losses import vtc_similarities
+from moviead.losses import PMELossWeights, vtc_similarities
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
 from moviead.stages.alignment_pme import PMEAlignmentStage
-from moviead.losses import PMELossWeights
 from tests._dist import free_port
 
 WORLD, N, NQ, E = 2, 10, 3, 8

@@ -49,12 +49,12 @@ def write_toy_bpe_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_siz
 
     Unlike OPT's tokenizer it adds a prefix space, so a word is the same token at the start of a text and after a
     space: a name that opens a subtitle ("Kellan, over here!") and the same name inside an AD are one token, which a
-    tiny model can copy from its context (without it, measured: name accuracy 5.6 % with oracle context after 15
-    epochs, the model never copied). Decoded text therefore starts with a space. Like OPT, ``</s>`` is BOS and EOS and starts every encoded text when
-    special tokens are added, ``<pad>`` pads, ``<unk>`` is never produced (every byte has a token). Merges
-    stop at ``vocab_size`` tokens or when every word of ``texts`` is a single token, whichever comes first.
-    Saved as ``tokenizer.json`` + ``tokenizer_config.json``; ``AutoTokenizer.from_pretrained`` reloads it
-    as a fast tokenizer.
+    tiny model can copy from its context with one attention lookup instead of also learning a token-to-token map.
+    Decoded text therefore starts with a space. Like OPT, ``</s>`` is BOS and
+    EOS and starts every encoded text when special tokens are added, ``<pad>`` pads, ``<unk>`` is never produced
+    (every byte has a token). Merges stop at ``vocab_size`` tokens or when every word of ``texts`` is a single
+    token, whichever comes first. Saved as ``tokenizer.json`` + ``tokenizer_config.json``;
+    ``AutoTokenizer.from_pretrained`` reloads it as a fast tokenizer.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast

