@@ -17,6 +17,7 @@ PYTEST_WORKERS ?= 2
 
 STAGE1_CONFIG ?= configs/stage1/pme.yaml
 STAGE2_CONFIG ?= configs/stage2/loco_mad.yaml
+DATA_CONFIG ?= configs/data/mad.yaml
 RUNS ?= runs
 
 .PHONY: help install test test-all lint demo stage1 stage2 bench clean
@@ -51,11 +52,11 @@ demo:  ## toy data → summary → Stage-I PME → Stage-II LoCo-MAD with tiny m
 		data.root=$(TOY)/mad trainer.default_root_dir=$(RUNS)/demo captioning.stage1=$(RUNS)/demo/toy_stage1_pme/export
 
 stage1:  ## Stage-I alignment: PME on MAD-v2 (DATA=root of MAD-v2, CONFIG=configs/stage1/clip_adapt.yaml, ARGS=overrides)
-	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE1_CONFIG)) configs/data/mad.yaml $(if $(DATA),data.root=$(DATA)) \
+	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE1_CONFIG)) $(DATA_CONFIG) $(if $(DATA),data.root=$(DATA)) \
 		trainer.default_root_dir=$(RUNS) $(ARGS)
 
-stage2:  ## Stage-II LoCo-MAD on MAD-v2 (DATA=MAD-v2 root, STAGE1=Stage-I export, CONFIG=other recipe, ARGS=overrides)
-	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE2_CONFIG)) configs/data/mad.yaml $(if $(DATA),data.root=$(DATA)) \
+stage2:  ## Stage-II LoCo-MAD on MAD-v2 (DATA=root, STAGE1=Stage-I export, CONFIG=recipe files, DATA_CONFIG, ARGS)
+	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE2_CONFIG)) $(DATA_CONFIG) $(if $(DATA),data.root=$(DATA)) \
 		$(if $(STAGE1),captioning.stage1=$(STAGE1)) trainer.default_root_dir=$(RUNS) $(ARGS)
 
 bench:  ## run the data-loader benchmark (writes 1 GB and 4 GB files under bench/.work)

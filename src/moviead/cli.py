@@ -75,7 +75,7 @@ def _print_val_samples(run_dir: Path, count: int = 6) -> None:
     rows = [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()[:count]]
     print(f"generated ADs ({files[-1].name}):")
     for row in rows:
-        indent = " " * (len(row["movie"]) + 7)
+        indent = " " * (len(row["movie"]) + 5)
         print(f"  {row['movie']} #{row['index']:<3d} GT:   {row['gt']}\n{indent}   pred: {row['pred']}")
 
 
