@@ -159,16 +159,14 @@ class CaptioningStage(L.LightningModule):
                 logger.log_table("val/samples", columns=["movie", "start", "gt", "pred", "context"], data=rows)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        """Keep trainable parameters and the buffers of trainable modules; drop the frozen LM and PME."""
+        frozen_prefixes = ("captioner.pme.", "captioner.decoder.lm.")
+        keep = {name for name, p in self.named_parameters() if p.requires_grad}
+        keep |= {name for name, _ in self.named_buffers() if not name.startswith(frozen_prefixes)}
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k not in trainable and not self._is_buffer(k)]:
+        for key in [k for k in state if k not in keep]:
             del state[key]
         checkpoint[CHECKPOINT_KEY] = dict(self.checkpoint_info)
-
-    def _is_buffer(self, key: str) -> bool:
-        """Buffers of trainable modules (none of the frozen LM or PME) stay in the checkpoint."""
-        frozen_prefixes = ("captioner.pme.", "captioner.decoder.lm.")
-        return key in dict(self.named_buffers()) and not key.startswith(frozen_prefixes)
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))

@@ -67,4 +67,4 @@ def test_learning_oracle_context_names_the_character_far_more_often_than_local(
         cfg = stage2_cfg(toy12, stage1_export, tmp_path / mode, f"data.context.mode={mode}", f"name={mode}",
                          "trainer.num_sanity_val_steps=0")
         accuracy[mode] = train(cfg).metrics["val/name_acc"]
-    assert accuracy["oracle"] >= 0.25 and accuracy["oracle"] >= accuracy["local"] + 0.2, accuracy
+    assert accuracy["oracle"] >= accuracy["local"] + 0.15 and accuracy["oracle"] >= 2 * accuracy["local"], accuracy
