@@ -9,9 +9,9 @@ import torch
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
-from moviead.losses import all_gather_batch
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.clip_adapter import CLIPVideoAdapter
+from moviead.stages.alignment_pme import gather_rows_to_cpu
 from moviead.stages.optim import build_optimizer
 
 
@@ -46,8 +46,8 @@ class CLIPAdaptationStage(L.LightningModule):
         if not self._val:
             return
         # Every rank's items, so the metrics under DDP are those of the whole validation set.
-        video = all_gather_batch(torch.cat([v for v, _ in self._val]).to(self.device), with_grad=False)[0].cpu()
-        text = all_gather_batch(torch.cat([t for _, t in self._val]).to(self.device), with_grad=False)[0].cpu()
+        video = gather_rows_to_cpu(torch.cat([v for v, _ in self._val]), self.device)
+        text = gather_rows_to_cpu(torch.cat([t for _, t in self._val]), self.device)
         self._val.clear()
         for name, value in retrieval_metrics(text @ video.T).items():
             self.log(f"val/{name}", value, prog_bar=name == "t2v_r1")

@@ -43,6 +43,14 @@ def gather_padded(x: torch.Tensor, value: float | int | bool) -> torch.Tensor:
     return all_gather_batch(x, with_grad=False)[0]
 
 
+def gather_rows_to_cpu(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """All ranks' rows of ``x`` (sizes may differ), moved to ``device`` for the collective and returned on the CPU.
+
+    Validation metrics of both Stage-I stages use it, so that under DDP they are those of the whole validation set.
+    """
+    return all_gather_batch(x.to(device), with_grad=False)[0].cpu()
+
+
 class PMEAlignmentStage(L.LightningModule):
     """Trains a :class:`PretrainedMovieEncoder` (passed in) with the weighted Stage-I losses.
 
@@ -154,7 +162,7 @@ class PMEAlignmentStage(L.LightningModule):
 
     def gather_validation(self, x: torch.Tensor) -> torch.Tensor:
         """All ranks' rows of ``x`` (on this rank's device for the collective, returned on the CPU)."""
-        return all_gather_batch(x.to(self.device), with_grad=False)[0].cpu()
+        return gather_rows_to_cpu(x, self.device)
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))

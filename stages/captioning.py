@@ -84,25 +84,13 @@ class CaptioningStage(L.LightningModule):
         self._samples: list[dict[str, Any]] = []
 
     def _log_losses(self, prefix: str, batch: dict[str, Any]) -> torch.Tensor:
+        """Compute the losses of ``batch`` and log them: per step in training, per epoch (synced) in validation."""
         out = self.captioner(caption_batch(batch))
-        size = batch[BatchKey.FRAMES].shape[0]
+        values = {"loss": out.loss, "gen": out.gen} | ({"ccl": out.ccl} if out.ccl is not None else {})
         on_step = prefix == "train"
-        self.log(
-            f"{prefix}/loss",
-            out.loss,
-            prog_bar=True,
-            batch_size=size,
-            on_step=on_step,
-            on_epoch=not on_step,
-            sync_dist=not on_step,
-        )
-        self.log(
-            f"{prefix}/gen", out.gen, batch_size=size, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step
-        )
-        if out.ccl is not None:
-            self.log(
-                f"{prefix}/ccl", out.ccl, batch_size=size, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step
-            )
+        for name, value in values.items():
+            self.log(f"{prefix}/{name}", value, prog_bar=name == "loss", batch_size=batch[BatchKey.FRAMES].shape[0],
+                     on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
         return out.loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from moviead.config import VisualSource
+from moviead.data.captioning_collate import CaptioningCollator
 from moviead.data.prompt_tokens import (
     add_prompt_special_tokens,
     ensure_pad_token,
@@ -26,7 +27,7 @@ from moviead.data.tokenization import load_hf_tokenizer
 from moviead.generation import GenerationSettings
 from moviead.models.captioner import ADCaptioner
 from moviead.models.decoder import VisualPrefixDecoder, load_causal_lm
-from moviead.models.lavis_convert import load_pme, pme_export_files
+from moviead.models.lavis_convert import load_pme
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ class CaptionerParts:
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, cut after the first full stop (or before the first newline)."""
         return cut_at_stop(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+    def collator(self, decoder: DictConfig) -> CaptioningCollator:
+        """The Stage-II collate function for this tokenizer and sentence bank (``decoder``: ``captioning.decoder``)."""
+        return CaptioningCollator(self.tokenizer, max_text_tokens=decoder.max_text_tokens,
+                                  max_item_tokens=decoder.max_item_tokens, sentence_features=self.sentence_bank)
+
+    def datamodule_kwargs(self, decoder: DictConfig) -> dict[str, Any]:
+        """What a DataModule needs to serve this captioner: its collate function, proposals and sentence bank."""
+        return {"collate": self.collator(decoder), "with_proposal": True, "sentence_bank": self.sentence_bank,
+                "sentence_cache": self.sentence_cache}
 
     def generation_settings(self, gen: DictConfig, num_beams: int | None = None) -> GenerationSettings:
         return GenerationSettings(
@@ -85,10 +96,9 @@ def load_stage1(path: str | None, feature_dim: int) -> Any:
         raise Stage1CheckpointError(f"captioning.stage1: {folder} does not exist (expected a Stage-I export folder "
                                     "with pme.safetensors and pme_config.json)")
     try:
-        pme_export_files(folder)
+        pme = load_pme(folder)
     except FileNotFoundError as err:
         raise Stage1CheckpointError(f"captioning.stage1: {folder} is not a PME export ({err})") from None
-    pme = load_pme(folder)
     if pme.config.vision_width != feature_dim:
         raise Stage1CheckpointError(
             f"captioning.stage1: the PME in {folder} reads {pme.config.vision_width}-d frames but data.feature_dim is "

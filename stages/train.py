@@ -55,6 +55,11 @@ class StageBundle:
     datamodule_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+def run_folder(cfg: DictConfig) -> Path:
+    """``<trainer.default_root_dir>/<name>``: where a run writes its config, metrics, checkpoints and export."""
+    return Path(cfg.trainer.default_root_dir) / cfg.name
+
+
 def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
     """The PME of ``cfg.pme.model``, initialised from ``cfg.pme.init_from`` when given.
 
@@ -137,13 +142,11 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
     from safetensors.torch import save_file
 
     from moviead.config import DatasetName
-    from moviead.data.captioning_collate import CaptioningCollator
     from moviead.metrics.toy import toy_slot_accuracy
     from moviead.stages.captioning import CaptioningStage, resolved_config
     from moviead.stages.captioning_build import build_captioner
 
-    run_dir = Path(cfg.trainer.default_root_dir) / cfg.name
-    parts = build_captioner(cfg, run_dir)
+    parts = build_captioner(cfg, run_folder(cfg))
     cap = cfg.captioning
     stage = CaptioningStage(
         parts.captioner,
@@ -154,24 +157,12 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
         extra_metrics=toy_slot_accuracy if DatasetName(cfg.data.dataset) == DatasetName.toy else None,
         checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1},
     )
-    collate = CaptioningCollator(
-        parts.tokenizer,
-        max_text_tokens=cap.decoder.max_text_tokens,
-        max_item_tokens=cap.decoder.max_item_tokens,
-        sentence_features=parts.sentence_bank,
-    )
-
     def export(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         weights = {n: p.detach().contiguous() for n, p in parts.captioner.named_parameters() if p.requires_grad}
         save_file(weights, str(out / "captioner.safetensors"))
 
-    kwargs = {
-        "collate": collate,
-        "with_proposal": True,
-        "sentence_bank": parts.sentence_bank,
-        "sentence_cache": parts.sentence_cache,
-    }
+    kwargs = parts.datamodule_kwargs(cap.decoder)
     return StageBundle(stage, parts.tokenizer, "val/cider", export, datamodule_kwargs=kwargs)
 
 
@@ -218,7 +209,7 @@ def train(cfg: DictConfig) -> TrainResult:
     task = TaskName(cfg.task)
     if task not in BUILDERS:
         raise ValueError(f"task {task.value!r} has no trainer yet; choose one of {[t.value for t in BUILDERS]}")
-    run_dir = Path(cfg.trainer.default_root_dir) / cfg.name
+    run_dir = run_folder(cfg)
     save_config(cfg, run_dir / "config.yaml")
     bundle = BUILDERS[task](cfg)
     datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer, **bundle.datamodule_kwargs)

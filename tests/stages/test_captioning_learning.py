@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from moviead.data.captioning_collate import CaptioningCollator
 from moviead.datamodules import build_datamodule
 from moviead.metrics.captioning import caption_scores
 from moviead.stages.captioning import caption_batch
@@ -20,10 +19,7 @@ VAL_BATCHES = 2
 
 def _val_cider(parts, cfg) -> float:
     """CIDEr of greedy decoding on the first VAL_BATCHES validation batches (the subset validation decodes)."""
-    collate = CaptioningCollator(parts.tokenizer, cfg.captioning.decoder.max_text_tokens,
-                                 cfg.captioning.decoder.max_item_tokens, sentence_features=parts.sentence_bank)
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, collate=collate, with_proposal=True,
-                          sentence_bank=parts.sentence_bank)
+    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
     dm.setup("validate")
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
     refs, preds = {}, {}

@@ -56,13 +56,7 @@ def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root
         assert torch.equal(mine, value), name
     from moviead.datamodules import build_datamodule
 
-    dm = build_datamodule(
-        cfg.data,
-        tokenizer=parts.tokenizer,
-        with_proposal=True,
-        sentence_bank=parts.sentence_bank,
-        collate=_collator(parts, cfg),
-    )
+    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
     dm.setup("validate")
     batch = caption_batch(next(iter(dm.val_dataloader())), with_target=False)
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
@@ -74,17 +68,6 @@ def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root
         .generate(batch, settings)
     )
     assert first == again and all(len(ids) > 0 for ids in first)
-
-
-def _collator(parts, cfg):
-    from moviead.data.captioning_collate import CaptioningCollator
-
-    return CaptioningCollator(
-        parts.tokenizer,
-        cfg.captioning.decoder.max_text_tokens,
-        cfg.captioning.decoder.max_item_tokens,
-        sentence_features=parts.sentence_bank,
-    )
 
 
 def test_missing_stage1_export_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
