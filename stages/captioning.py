@@ -5,10 +5,11 @@ trainable parameters plus a ``moviead`` entry (the resolved config and the Stage
 checkpoint of OPT-2.7B stays small. Loading one therefore rebuilds the frozen parts from the config first
 (:func:`moviead.stages.captioning_build.load_captioner_checkpoint`).
 
-Validation: ``val/gen`` (and ``val/ccl``) on every batch; on the first ``val_generate_batches`` batches (a fixed
-subset, the loader is not shuffled) the model decodes, and ``val/cider`` (plus any ``extra_metrics``, such as the
-toy data's name accuracy) is computed on those; a table of (movie, time, GT, prediction) goes to
-``<log dir>/val_samples/epoch-NNN.jsonl`` and to W&B when that logger is on.
+Validation: ``val/gen`` (and ``val/ccl``, ``val/dw``) on every batch; on the first ``val_generate_batches`` batches (a
+fixed subset, the loader is not shuffled) the model decodes, and ``val/cider`` (plus any ``extra_metrics``, such as the
+toy data's name accuracy) is computed on those; a table of (movie, time, GT, prediction, selected context) goes to
+``<log dir>/val_samples/epoch-NNN.jsonl`` (with each AD's ``dsm_scores`` when the DSM is on, drawn as a heatmap in
+``epoch-NNN.dsm.png``) and to W&B when that logger is on (``val/samples`` table, ``val/dsm_scores`` image).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from moviead.data.collate import BatchKey
 from moviead.generation import GenerationSettings
 from moviead.metrics.captioning import caption_scores
-from moviead.models.captioner import ADCaptioner, CaptionBatch
+from moviead.models.captioner import ADCaptioner, CaptionBatch, CaptionLosses
+from moviead.plots import plot_dsm_heatmap, read_dsm_scores
 from moviead.stages.optim import build_optimizer
+from moviead.stages.tracking import log_image, log_validation_samples
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,19 @@ def caption_batch(batch: dict[str, Any], with_target: bool = True) -> CaptionBat
         proposal_features=batch.get(BatchKey.PROPOSAL_FEATURES),
         target_ids=batch.get(BatchKey.TEXT_IDS) if with_target else None,
         target_mask=batch.get(BatchKey.TEXT_MASK) if with_target else None,
+        neighbour_frames=batch.get(BatchKey.NEIGHBOUR_FRAMES),
+        neighbour_mask=batch.get(BatchKey.NEIGHBOUR_MASK),
+        distinct_targets=batch.get(BatchKey.DISTINCT_TARGETS) if with_target else None,
     )
 
 
+
+def model_batch(captioner: Any, batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:
+    """:func:`caption_batch`, extended by the captioner's ``extend_batch(base, batch)`` when it reads more keys
+    (the FocusedAD captioner: its instruction and character regions)."""
+    base = caption_batch(batch, with_target)
+    extend = getattr(captioner, "extend_batch", None)
+    return base if extend is None else extend(base, batch)
 class CaptioningStage(L.LightningModule):
     """Thin Lightning wrapper of an :class:`ADCaptioner` (built and passed in).
 
@@ -83,26 +96,29 @@ class CaptioningStage(L.LightningModule):
         self.strict_loading = False  # checkpoints hold the trainable parameters only
         self._samples: list[dict[str, Any]] = []
 
-    def _log_losses(self, prefix: str, batch: dict[str, Any]) -> torch.Tensor:
+    def _log_losses(self, prefix: str, batch: dict[str, Any]) -> CaptionLosses:
         """Compute the losses of ``batch`` and log them: per step in training, per epoch (synced) in validation."""
-        out = self.captioner(caption_batch(batch))
-        values = {"loss": out.loss, "gen": out.gen} | ({"ccl": out.ccl} if out.ccl is not None else {})
+        out = self.captioner(model_batch(self.captioner, batch))
+        values = {"loss": out.loss, "gen": out.gen, "ccl": out.ccl, "dw": out.dw}
+        values = {name: value for name, value in values.items() if value is not None}
         on_step = prefix == "train"
         for name, value in values.items():
             self.log(f"{prefix}/{name}", value, prog_bar=name == "loss", batch_size=batch[BatchKey.FRAMES].shape[0],
                      on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
-        return out.loss
+        return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._log_losses("train", batch)
+        return self._log_losses("train", batch).loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._log_losses("val", batch)
+        scores = self._log_losses("val", batch).scores  # (B, P) DSM selection scores, None without the DSM
         if batch_idx >= self.val_generate_batches:
             return
-        ids, selected = self.captioner.generate(caption_batch(batch, with_target=False), self.val_settings)
-        for meta, tokens, chosen in zip(batch[BatchKey.META], ids, selected.tolist()):
+        ids, selected = self.captioner.generate(model_batch(self.captioner, batch, with_target=False),
+                                                self.val_settings)
+        for row, (meta, tokens, chosen) in enumerate(zip(batch[BatchKey.META], ids, selected.tolist())):
             proposal = meta.get("proposal", [])
+            dsm = {} if scores is None else {"dsm_scores": scores[row, : len(proposal)].float().cpu().tolist()}
             self._samples.append(
                 {
                     "movie": meta["movie"],
@@ -113,6 +129,7 @@ class CaptioningStage(L.LightningModule):
                     "pred": self.decode(tokens),
                     "context": [p for p, keep in zip(proposal, chosen) if keep],
                 }
+                | dsm
             )
 
     def on_validation_epoch_end(self) -> None:
@@ -138,13 +155,12 @@ class CaptioningStage(L.LightningModule):
                 out.write(json.dumps(s, ensure_ascii=False) + "\n")
         for s in samples[:3]:
             log.info("val %s#%d  GT: %s | pred: %s", s["movie"], s["index"], s["gt"], s["pred"])
-        for logger in self.loggers:
-            if hasattr(logger, "log_table"):  # W&B
-                rows = [
-                    [s["movie"], s["start"], s["gt"], s["pred"], " | ".join(map(str, s["context"]))]
-                    for s in samples[:32]
-                ]
-                logger.log_table("val/samples", columns=["movie", "start", "gt", "pred", "context"], data=rows)
+        log_validation_samples(self.loggers, samples)
+        if any(s.get("dsm_scores") for s in samples):  # local context: empty proposals, nothing to draw
+            scores, labels = read_dsm_scores(path)
+            heatmap = plot_dsm_heatmap(scores, path.with_suffix(".dsm.png"), labels,
+                                       title=f"DSM selection scores, epoch {self.current_epoch}")
+            log_image(self.loggers, "val/dsm_scores", heatmap)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep trainable parameters and the buffers of trainable modules; drop the frozen LM and PME."""

@@ -1,7 +1,8 @@
 """Build the Stage-II captioner from a config, and rebuild one from a Stage-II checkpoint.
 
 Everything a Stage-II run needs is named by the config: the decoder LM and its tokenizer (``captioning.decoder``),
-the Stage-I export (``captioning.stage1``, PME frozen), the DSM and its sentence encoder (``captioning.dsm``).
+the Stage-I export (``captioning.stage1``, PME frozen), the DSM and its sentence encoder (``captioning.dsm``), the
+DistinctAD EM attention, Stage-I adapter and distinctive-word targets (``captioning.distinct``).
 Anything missing or incompatible fails here, before training starts, with what to fix.
 """
 
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from moviead.config import VisualSource
+from moviead.checkpoints import load_checkpoint_safely
+from moviead.config import VisualSource, merge_config_layers
 from moviead.data.captioning_collate import CaptioningCollator
+from moviead.data.distinctive_targets import DistinctiveWordTargets
 from moviead.data.prompt_tokens import (
     add_prompt_special_tokens,
     ensure_pad_token,
@@ -45,6 +47,8 @@ class CaptionerParts:
     stop_ids: tuple[int, ...]
     sentence_bank: Any | None  # moviead.data.sentence_features.SentenceFeatureBank when the DSM is on
     sentence_cache: Path | None = None  # where that bank is saved
+    neighbour_clips: int = 0  # DistinctAD: previous clips whose frames the dataset must give (make_dataset argument)
+    distinctive: DistinctiveWordTargets | None = None  # DistinctAD: builds the distinctive-word targets in collate
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, cut after the first full stop (or before the first newline)."""
@@ -53,12 +57,13 @@ class CaptionerParts:
     def collator(self, decoder: DictConfig) -> CaptioningCollator:
         """The Stage-II collate function for this tokenizer and sentence bank (``decoder``: ``captioning.decoder``)."""
         return CaptioningCollator(self.tokenizer, max_text_tokens=decoder.max_text_tokens,
-                                  max_item_tokens=decoder.max_item_tokens, sentence_features=self.sentence_bank)
+                                  max_item_tokens=decoder.max_item_tokens, sentence_features=self.sentence_bank,
+                                  neighbour_clips=self.neighbour_clips, distinctive=self.distinctive)
 
     def datamodule_kwargs(self, decoder: DictConfig) -> dict[str, Any]:
         """What a DataModule needs to serve this captioner: its collate function, proposals and sentence bank."""
         return {"collate": self.collator(decoder), "with_proposal": True, "sentence_bank": self.sentence_bank,
-                "sentence_cache": self.sentence_cache}
+                "sentence_cache": self.sentence_cache, "neighbour_clips": self.neighbour_clips}
 
     def generation_settings(self, gen: DictConfig, num_beams: int | None = None) -> GenerationSettings:
         return GenerationSettings(
@@ -118,10 +123,65 @@ def _sentence_bank(cfg: DictConfig, run_dir: Path | None) -> tuple[Any, Path]:
     return SentenceFeatureBank(dsm.sentence_encoder), cache
 
 
+@dataclass
+class DistinctParts:
+    """DistinctAD's pieces of the captioner (all None / 0 when ``captioning.distinct`` is off)."""
+
+    em_attention: Any = None  # ContextualEMAttention
+    frame_adapter: Any = None  # FrozenFrameAdapter
+    neighbour_clips: int = 0
+    targets: DistinctiveWordTargets | None = None
+    lambda_dw: float = 0.0
+
+
+def check_distinct_source(cfg: DictConfig) -> None:
+    """DistinctAD reads frame features: ValueError when ``captioning.distinct`` is on with another visual source."""
+    if cfg.captioning.distinct.enabled and VisualSource(cfg.captioning.visual_source) != VisualSource.frames:
+        raise ValueError("captioning.distinct needs captioning.visual_source=frames: the EM attention and the Stage-I "
+                         "adapter read frame features (DistinctAD has no PME)")
+
+
+def build_distinct(cfg: DictConfig, tokenizer: Any, vocab_size: int) -> DistinctParts:
+    """The EM attention, frozen Stage-I adapter and distinctive-word targets of ``cfg.captioning.distinct``.
+
+    Raises:
+        ValueError: DistinctAD with a PME visual source (it reads frame features).
+        FileNotFoundError: ``distinct.adapter`` names a missing export.
+    """
+    d = cfg.captioning.distinct
+    if not d.enabled:
+        return DistinctParts()
+    check_distinct_source(cfg)
+    if d.n_context_clips < 1:
+        raise ValueError(f"captioning.distinct.n_context_clips must be >= 1, got {d.n_context_clips}")
+    parts = DistinctParts(lambda_dw=float(d.lambda_dw))
+    dim = int(cfg.data.feature_dim)
+    if d.adapter:
+        from moviead.models.frame_adapter import load_frame_adapter
+
+        parts.frame_adapter = load_frame_adapter(d.adapter, dim)
+    if d.em_attention:
+        from moviead.models.em_attention import ContextualEMAttention
+
+        parts.em_attention = ContextualEMAttention(
+            dim, num_bases=d.num_bases, n_iters=d.n_iters, lam=d.lam, output=d.ema_output,
+            grad_last_only=d.grad_last_only, normalize_input=d.normalize_input,
+        )
+        parts.neighbour_clips = int(d.n_context_clips)
+    if d.lambda_dw > 0:
+        parts.targets = DistinctiveWordTargets(tokenizer, vocab_size, int(d.n_context_clips))
+    return parts
+
+
 def build_captioner(cfg: DictConfig, run_dir: Path | None = None) -> CaptionerParts:
-    """Tokenizer (with the six prompt tokens), LM, frozen PME, DSM and decoder of ``cfg.captioning``."""
+    """Tokenizer (with the six prompt tokens), LM, frozen PME, DSM, DistinctAD parts, decoder of ``cfg.captioning``."""
     cap = cfg.captioning
+    if cap.focused.enabled:  # FocusedAD wraps this decoder in its own captioner
+        from moviead.stages.captioning_focused import build_focused_captioner
+
+        return build_focused_captioner(cfg, run_dir)
     dec = cap.decoder
+    check_distinct_source(cfg)
     tokenizer = load_hf_tokenizer(dec.tokenizer or dec.lm)
     ensure_pad_token(tokenizer)
     base_vocab = len(tokenizer)
@@ -152,12 +212,26 @@ def build_captioner(cfg: DictConfig, run_dir: Path | None = None) -> CaptionerPa
             top_k=d.top_k, temp_init=d.temp_init, max_proposal=max(32, int(cfg.data.context.context_size) + 1),
             recency_embedding=d.recency_embedding, dropout=d.dropout,
         )
-    captioner = ADCaptioner(decoder, pme=pme, dsm=dsm)
-    return CaptionerParts(captioner, tokenizer, stop_token_ids(tokenizer), bank, cache)
+    distinct = build_distinct(cfg, tokenizer, decoder.output_vocab_size)
+    frozen_cache = None
+    if pme is not None and cap.frozen_cache_gb > 0:
+        from moviead.models.frozen_cache import FrozenEncoderCache
+
+        frozen_cache = FrozenEncoderCache(int(cap.frozen_cache_gb * 1e9))
+    captioner = ADCaptioner(decoder, pme=pme, dsm=dsm, em_attention=distinct.em_attention,
+                            frame_adapter=distinct.frame_adapter, lambda_dw=distinct.lambda_dw,
+                            frozen_cache=frozen_cache)
+    return CaptionerParts(captioner, tokenizer, stop_token_ids(tokenizer), bank, cache,
+                          neighbour_clips=distinct.neighbour_clips, distinctive=distinct.targets)
 
 
-def load_captioner_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tuple[CaptionerParts, DictConfig]:
+def load_captioner_checkpoint(
+    path: str | Path, overrides: Sequence[str] = (), config_files: Sequence[str | Path] = ()
+) -> tuple[CaptionerParts, DictConfig]:
     """Rebuild the captioner of a Stage-II checkpoint: frozen parts from its stored config, then its weights.
+
+    ``config_files`` (YAML, e.g. a data config) and then ``overrides`` (``key=value``) are merged over the stored
+    config before the model is built, so evaluation can point the same model at other data.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
@@ -168,13 +242,14 @@ def load_captioner_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Stage-II checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint_safely(path)  # refuses pickles that carry code
     info = checkpoint.get("moviead")
     if not info or "config" not in info:
         raise ValueError(f"{path} holds no moviead Stage-II entry (config and Stage-I export): was it written by "
                          "`moviead train` with task=captioning?")
     cfg = load_config([], [])
-    cfg = OmegaConf.merge(cfg, OmegaConf.create(info["config"]), OmegaConf.from_dotlist(list(overrides)))
+    cfg = OmegaConf.merge(cfg, OmegaConf.create(info["config"]))
+    cfg = merge_config_layers(cfg, config_files, overrides)
     parts = build_captioner(cfg, run_dir=path.parent.parent)
     prefix = "captioner."
     state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}

@@ -1,19 +1,21 @@
 """``moviead train``: build the data, the models and the stage a config names, fit, export.
 
 Run folder ``<trainer.default_root_dir>/<name>``: ``config.yaml`` (resolved), ``metrics.csv`` (CSV logger),
-``checkpoints/`` (``last.ckpt`` and the best by the stage's monitor) and ``export/`` (what Stage-II loads).
+``checkpoints/`` (``last.ckpt`` and the best by the stage's monitor, written atomically; ``trainer.resume=true``
+goes on from ``last.ckpt`` exactly) and ``export/`` (what Stage-II loads); with W&B on, ``wandb/`` and
+``wandb_run_id`` (:mod:`moviead.stages.tracking`).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_model
 
@@ -29,6 +31,8 @@ from moviead.models.lavis_convert import (
 )
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
 from moviead.stages.alignment_pme import PMEAlignmentStage
+from moviead.stages.checkpointing import AtomicCheckpointIO, checkpoint_callbacks, resume_checkpoint
+from moviead.stages.tracking import build_loggers, finish_loggers
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +177,14 @@ BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {
 }
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str) -> L.Trainer:
-    """A Lightning Trainer from ``cfg.trainer`` with a CSV logger and last/best checkpoints in ``run_dir``."""
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, monitor: str, extra_callbacks: Sequence[Callback] = ()
+) -> L.Trainer:
+    """A Lightning Trainer from ``cfg.trainer``: CSV / W&B loggers (``cfg.logger``), atomic last/best checkpoints
+    in ``run_dir`` (``last.ckpt`` also every ``trainer.ckpt_every_n_steps``) with what exact resume needs."""
     t = cfg.trainer
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1, monitor=monitor, mode="max", filename="best"
-    )
-    loggers = [CSVLogger(str(run_dir), name="", version="")] if cfg.logger.csv else False
+    callbacks = [*checkpoint_callbacks(run_dir, monitor, int(t.ckpt_every_n_steps)), *extra_callbacks]
+    loggers = build_loggers(cfg, run_dir) or False
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -199,12 +204,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str) -> L.Trainer:
         enable_progress_bar=t.enable_progress_bar,
         enable_model_summary=t.enable_progress_bar,
         logger=loggers,
-        callbacks=[checkpoints],
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
     )
 
 
-def train(cfg: DictConfig) -> TrainResult:
-    """Fit the task of ``cfg`` and export its result; returns the run folder, export folder and final metrics."""
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Fit the task of ``cfg`` and export its result; returns the run folder, export folder and final metrics.
+
+    With ``trainer.resume=true`` training goes on from ``<run>/checkpoints/last.ckpt`` exactly where it stopped
+    (:mod:`moviead.stages.checkpointing`). ``extra_callbacks`` are added to the Trainer's.
+    """
     L.seed_everything(cfg.seed, workers=True)
     task = TaskName(cfg.task)
     if task not in BUILDERS:
@@ -212,11 +222,22 @@ def train(cfg: DictConfig) -> TrainResult:
     run_dir = run_folder(cfg)
     save_config(cfg, run_dir / "config.yaml")
     bundle = BUILDERS[task](cfg)
-    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer, **bundle.datamodule_kwargs)
-    trainer = build_trainer(cfg, run_dir, bundle.monitor)
-    trainer.fit(bundle.stage, datamodule=datamodule)
+    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer, seed=cfg.seed, **bundle.datamodule_kwargs)
+    ckpt_path = None
+    if cfg.trainer.resume:
+        point = resume_checkpoint(run_dir)
+        ckpt_path = point.path
+        datamodule.resume_at(point.epoch, point.batches_done)
+        log.info("resuming from %s at epoch %d, batch %d (step %d)", ckpt_path, point.epoch, point.batches_done,
+                 point.global_step)
+    trainer = build_trainer(cfg, run_dir, bundle.monitor, extra_callbacks)
+    with warnings.catch_warnings():
+        # Lightning warns that a plain DataLoader cannot resume mid-epoch; ours can (ResumableShuffleSampler).
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        trainer.fit(bundle.stage, datamodule=datamodule, ckpt_path=ckpt_path)
     # Lightning may skip the checkpoint of the final epoch: make "last" the weights that get exported.
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    finish_loggers(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     export_dir = run_dir / "export"
     if trainer.is_global_zero:

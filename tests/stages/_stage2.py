@@ -32,3 +32,18 @@ def stage2_cfg(toy_root: Path, stage1: Path, run_root: Path, *overrides: str) ->
         f"data.root={toy_root / 'mad'}", f"captioning.stage1={stage1}", f"trainer.default_root_dir={run_root}",
         "trainer.enable_progress_bar=false", *overrides,
     ])
+
+
+def write_untrained_stage2_checkpoint(cfg: DictConfig, path: Path) -> Path:
+    """A Stage-II checkpoint of ``cfg``'s captioner with its initial (seed 0) weights, as ``moviead train`` writes it:
+    trainable weights under ``captioner.`` and the ``moviead`` entry. Evaluation tests need a model, not a good one."""
+    from moviead.stages.captioning import CHECKPOINT_KEY, resolved_config
+    from moviead.stages.captioning_build import build_captioner
+
+    torch.manual_seed(0)
+    parts = build_captioner(cfg, path.parent)
+    state = {f"captioner.{n}": p.detach().clone() for n, p in parts.captioner.named_parameters() if p.requires_grad}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, CHECKPOINT_KEY: {"config": resolved_config(cfg), "stage1": cfg.captioning.stage1}},
+               path)
+    return path

@@ -4,6 +4,10 @@ Each :class:`~moviead.data.collate.ClipExample` must carry its proposal (``ADCli
 Texts are tokenised without special tokens (the decoder adds its own markers); padded positions hold the
 tokenizer's pad id (EOS, then 0, when it has none) and are False in the masks. Shapes are never empty:
 P, La and Ls are at least 1, so a batch without any context still has (B, 1, 1) all-False tensors.
+
+DistinctAD (SPEC §5.3) adds, when asked: the neighbouring clips' frames (B, C, Tn, D) with their mask, C the
+configured number of neighbours (Tn at least 1), and the multi-hot distinctive-word target (B, V), computed
+against the ADs of the proposal (ground truth in training, the model's own outputs in recurrent evaluation).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from moviead.data.collate import BatchKey, ClipExample, clip_meta, pad_frames
 from moviead.data.context import ProposalItem
+from moviead.data.distinctive_targets import DistinctiveWordTargets
 
 TARGET_END = "\n"  # appended to every AD target: generation stops at the first newline (or full stop)
 
@@ -51,6 +57,9 @@ class CaptioningCollator:
             many tokens (the subtitles nearest the next AD matter most).
         sentence_features: texts → (n, Dc) features; when given, the batch has ``PROPOSAL_FEATURES`` computed
             from each item's :attr:`ProposalItem.feature_text`.
+        neighbour_clips: C > 0 adds ``NEIGHBOUR_FRAMES`` (B, C, Tn, D) and ``NEIGHBOUR_MASK`` (B, C, Tn) from
+            :attr:`ClipExample.neighbour_frames` (oldest first, missing neighbours at the end, all False).
+        distinctive: adds ``DISTINCT_TARGETS`` (B, V): each AD against its proposal's AD texts (oldest first).
 
     Picklable (DataLoader workers) when the tokenizer and ``sentence_features`` are.
     """
@@ -61,9 +70,15 @@ class CaptioningCollator:
         max_text_tokens: int = 64,
         max_item_tokens: int = 64,
         sentence_features: SentenceFeatures | None = None,
+        neighbour_clips: int = 0,
+        distinctive: DistinctiveWordTargets | None = None,
     ) -> None:
         if max_text_tokens < 1 or max_item_tokens < 1:
             raise ValueError(f"token limits must be >= 1, got {max_text_tokens}, {max_item_tokens}")
+        if neighbour_clips < 0:
+            raise ValueError(f"neighbour_clips must be >= 0, got {neighbour_clips}")
+        self.neighbour_clips = neighbour_clips
+        self.distinctive = distinctive
         self.tokenizer = tokenizer
         self.max_text_tokens = max_text_tokens
         self.max_item_tokens = max_item_tokens
@@ -111,6 +126,18 @@ class CaptioningCollator:
             out[valid] = features  # valid items are the leading ones of each row: row-major order matches
         return out
 
+    def _neighbours(self, examples: Sequence[ClipExample], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, Tn, D) zero-padded neighbour frames and their (B, C, Tn) mask; C = ``neighbour_clips``."""
+        clips = [ex.neighbour_frames[-self.neighbour_clips :] for ex in examples]
+        longest = max([1] + [len(frames) for clip in clips for frames in clip])
+        out = torch.zeros(len(examples), self.neighbour_clips, longest, dim, dtype=torch.float32)
+        mask = torch.zeros(len(examples), self.neighbour_clips, longest, dtype=torch.bool)
+        for b, clip in enumerate(clips):
+            for c, frames in enumerate(clip):
+                out[b, c, : len(frames)] = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+                mask[b, c, : len(frames)] = True
+        return out, mask
+
     def __call__(self, examples: Sequence[ClipExample]) -> dict[str, Any]:
         """The batch: frames (B, T, Dv) + mask, target ids/mask (B, Lt), proposal tensors (B, P, ·), meta."""
         frames, frame_mask = pad_frames([ex.frames for ex in examples])
@@ -133,6 +160,13 @@ class CaptioningCollator:
         batch[BatchKey.PROPOSAL_VALID] = valid
         if self.sentence_features is not None:
             batch[BatchKey.PROPOSAL_FEATURES] = self._features(proposals, valid)
+        if self.neighbour_clips:
+            batch[BatchKey.NEIGHBOUR_FRAMES], batch[BatchKey.NEIGHBOUR_MASK] = self._neighbours(
+                examples, frames.shape[-1]
+            )
+        if self.distinctive is not None:
+            contexts = [[item.ad.text for item in p if item.ad is not None] for p in proposals]
+            batch[BatchKey.DISTINCT_TARGETS] = self.distinctive([ex.record.text for ex in examples], contexts)
         batch[BatchKey.META] = [
             {**clip_meta(ex), "proposal": [_item_meta(item) for item in ex.proposal]} for ex in examples
         ]

@@ -35,16 +35,22 @@ class BatchKey:
     PROPOSAL_SUB_MASK = "proposal_sub_mask"  # (B, P, Ls) bool
     PROPOSAL_VALID = "proposal_valid"  # (B, P) bool, False on padded items
     PROPOSAL_FEATURES = "proposal_features"  # (B, P, Dc) float32 sentence features, zeros on padded items
+    # Stage-II DistinctAD (CaptioningCollator with neighbour clips / distinctive-word targets)
+    NEIGHBOUR_FRAMES = "neighbour_frames"  # (B, C, Tn, D) float32, the previous ADs' clips, oldest first, zero-padded
+    NEIGHBOUR_MASK = "neighbour_mask"  # (B, C, Tn) bool, True on real frames (all False for a missing neighbour)
+    DISTINCT_TARGETS = "distinct_targets"  # (B, V) float32 multi-hot: first sub-tokens of the distinctive words
 
 
 @dataclass(frozen=True)
 class ClipExample:
-    """What a dataset item is: the AD, its frames (T, D) float32, its context and (when asked) its DSM proposal."""
+    """What a dataset item is: the AD, its frames (T, D) float32, its context and (when asked) its DSM proposal and
+    the frames (T_j, D) of its neighbouring clips (the previous ADs' intervals of the same movie, oldest first)."""
 
     record: ADRecord
     frames: np.ndarray
     context: ADContext
     proposal: tuple[ProposalItem, ...] = ()
+    neighbour_frames: tuple[np.ndarray, ...] = ()
 
 
 def clip_meta(example: ClipExample) -> dict[str, Any]:

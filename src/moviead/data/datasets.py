@@ -45,6 +45,9 @@ class ADClipDataset(Dataset):
         training: draw the random frame shift (from torch's RNG, seeded per worker by the DataLoader).
         with_proposal: also build each AD's DSM proposal (:meth:`ContextBuilder.build_proposal`) into
             :attr:`ClipExample.proposal`.
+        neighbour_clips: also read the frames of the previous this many ADs' clips of the same movie (those among
+            ``items``; fewer at a movie's start) into :attr:`ClipExample.neighbour_frames` (DistinctAD). Their
+            intervals are known in every context mode, recurrent included: only their texts are predicted.
     """
 
     def __init__(
@@ -55,13 +58,18 @@ class ADClipDataset(Dataset):
         context: ContextBuilder,
         training: bool = False,
         with_proposal: bool = False,
+        neighbour_clips: int = 0,
     ) -> None:
+        if neighbour_clips < 0:
+            raise ValueError(f"neighbour_clips must be >= 0, got {neighbour_clips}")
         self.items = items
         self.features = features
         self.sampler = sampler
         self.context = context
         self.training = training
         self.with_proposal = with_proposal
+        self.neighbour_clips = neighbour_clips
+        self._by_position = {(it.record.movie, it.record.index): it for it in items} if neighbour_clips else {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -75,7 +83,14 @@ class ADClipDataset(Dataset):
         picked = self.sampler.indices(start, end, item.num_frames, shift)
         return self.features.read(item.feature_key, picked)
 
+    def neighbours(self, item: ClipItem) -> list[ClipItem]:
+        """The clips of the previous ``neighbour_clips`` ADs of ``item``'s movie in this dataset, oldest first."""
+        movie, index = item.record.movie, item.record.index
+        found = (self._by_position.get((movie, i)) for i in range(index - self.neighbour_clips, index))
+        return [neighbour for neighbour in found if neighbour is not None]
+
     def __getitem__(self, index: int) -> ClipExample:
         item = self.items[index]
         proposal = tuple(self.context.build_proposal(item.record)) if self.with_proposal else ()
-        return ClipExample(item.record, self.frames(item), self.context.build(item.record), proposal)
+        neighbours = tuple(self.frames(n) for n in self.neighbours(item)) if self.neighbour_clips else ()
+        return ClipExample(item.record, self.frames(item), self.context.build(item.record), proposal, neighbours)

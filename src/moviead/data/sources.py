@@ -190,13 +190,15 @@ def load_split(cfg: DictConfig, stage: str) -> SplitData:
 
 
 def make_dataset(
-    data: SplitData, cfg: DictConfig, training: bool, provider=None, with_proposal: bool = False
+    data: SplitData, cfg: DictConfig, training: bool, provider=None, with_proposal: bool = False,
+    neighbour_clips: int = 0,
 ) -> ADClipDataset:
     """The torch dataset of a loaded split, with frame sampling and context as ``cfg`` (data section) says.
 
     Args:
         provider: source of previous ADs for recurrent context (the evaluator's PredictionContext).
         with_proposal: examples also carry the DSM proposal (Stage-II captioning).
+        neighbour_clips: examples also carry the frames of this many previous clips (DistinctAD).
     """
     sampler = FrameSampler(
         fps=cfg.fps if DatasetName(cfg.dataset) != DatasetName.lsmdc else cfg.lsmdc.clip_fps,
@@ -213,4 +215,5 @@ def make_dataset(
         max_subtitles=cfg.context.max_subtitles,
         provider=provider,
     )
-    return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=with_proposal)
+    return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=with_proposal,
+                         neighbour_clips=neighbour_clips)

@@ -12,6 +12,8 @@ words (verbs of action, nouns, adjectives, numerals) are deliberately absent. Al
 
 from __future__ import annotations
 
+import re
+
 STOPWORDS: frozenset[str] = frozenset(
     """
     a an the this that these those some any each every either neither no none all both few many much more most
@@ -31,3 +33,14 @@ STOPWORDS: frozenset[str] = frozenset(
     s t ll re ve d m o y don didn doesn isn aren wasn weren hasn haven hadn won wouldn shouldn couldn
     """.split()
 )
+
+_WORD = re.compile(r"[^\W_]+")  # a run of letters and digits (any script): "Margo's" -> "Margo", "s"
+
+
+def surface_content_words(text: str) -> list[str]:
+    """The words of ``text`` as written (case kept) whose lower-case form is not a stopword; in order, repeats kept.
+
+    >>> surface_content_words("In the attic, Tamsin's lantern falls.")
+    ['attic', 'Tamsin', 'lantern', 'falls']
+    """
+    return [word for word in _WORD.findall(text) if word.lower() not in STOPWORDS]

@@ -1,4 +1,5 @@
-"""Training losses. ``alignment``: Stage-I (VTC, VTM, VTG, CLIP global, frame-word); ``contextual``: Stage-II (CCL)."""
+"""Training losses. ``alignment``: Stage-I (VTC, VTM, VTG, CLIP global, frame-word); ``contextual``: Stage-II (CCL);
+``distinctive``: Stage-II DistinctAD (distinctive-word BCE)."""
 
 from moviead.losses.alignment import (  # noqa: F401
     PMELossWeights,
@@ -17,3 +18,4 @@ from moviead.losses.alignment import (  # noqa: F401
     vtm_loss,
 )
 from moviead.losses.contextual import contextual_contrastive_loss  # noqa: F401
+from moviead.losses.distinctive import distinctive_word_loss, distinctive_words  # noqa: F401

@@ -1,1 +1,2 @@
-"""Metrics: retrieval (Stage-I), captioning, R@k/N within neighbours, redundancy (as they land)."""
+"""Metrics: retrieval (Stage-I), captioning, R@k/N within neighbours, redundancy, repetition between consecutive
+ADs (as they land)."""

@@ -1,5 +1,9 @@
 """The Stage-II captioner: visual tokens (frozen PME or raw frames) + optional DSM + visual-prefix decoder.
 
+DistinctAD (SPEC §5.3): the frames of the clip and of its neighbouring clips, optionally through the frozen Stage-I
+adapter, go through the contextual EM attention, whose bases and residual form the visual prefix; with
+``lambda_dw > 0`` the distinctive-word loss is added: ``L = L_GEN + λ_dw L_DW``.
+
 Plain torch (no Lightning): :class:`moviead.stages.captioning.CaptioningStage` trains it, the evaluator decodes
 with it. It takes the tensors of a captioning batch (:class:`moviead.data.collate.BatchKey`), never strings.
 
@@ -15,8 +19,11 @@ import torch
 from torch import nn
 
 from moviead.generation import GenerationSettings, generate
+from moviead.losses.distinctive import distinctive_word_loss
 from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
 from moviead.models.dsm import DynamicSelectionModule
+from moviead.models.em_attention import ContextualEMAttention
+from moviead.models.frozen_cache import FrozenEncoderCache
 from moviead.models.qformer import PretrainedMovieEncoder
 
 
@@ -31,6 +38,8 @@ class CaptionBatch:
         proposal_valid: (B, P) bool, items oldest first.
         proposal_features: (B, P, Dc) sentence features of the items (needed by the DSM only).
         target_ids / target_mask: (B, Lt) the AD + newline (training and validation loss only).
+        neighbour_frames / neighbour_mask: (B, C, Tn, Dv) / (B, C, Tn) the neighbouring clips (DistinctAD EM only).
+        distinct_targets: (B, V) multi-hot distinctive-word target (DistinctAD loss only).
     """
 
     frames: torch.Tensor
@@ -43,17 +52,22 @@ class CaptionBatch:
     proposal_features: torch.Tensor | None = None
     target_ids: torch.Tensor | None = None
     target_mask: torch.Tensor | None = None
+    neighbour_frames: torch.Tensor | None = None
+    neighbour_mask: torch.Tensor | None = None
+    distinct_targets: torch.Tensor | None = None
 
 
 @dataclass
 class CaptionLosses:
-    """``loss`` is what is optimised; ``gen`` and ``ccl`` (None without the DSM) are logged."""
+    """``loss`` is what is optimised; ``gen``, ``ccl`` (None without the DSM) and ``dw`` (None without the
+    distinctive-word loss) are logged."""
 
     loss: torch.Tensor
     gen: torch.Tensor
     ccl: torch.Tensor | None
     selected: torch.Tensor  # (B, P) bool
     scores: torch.Tensor | None  # (B, P) DSM relevance scores
+    dw: torch.Tensor | None = None
 
 
 class ADCaptioner(nn.Module):
@@ -63,16 +77,28 @@ class ADCaptioner(nn.Module):
         decoder: the visual-prefix LM; its ``visual_dim`` must equal the PME width (``pme``) or the frame width.
         pme: the Stage-I encoder, frozen and kept in eval mode; None feeds the frame features themselves.
         dsm: the Dynamic Selection Module; None puts every valid proposal item into the prompt.
+        em_attention: DistinctAD's contextual EM attention over the clip and its neighbours (needs ``pme`` None).
+        frame_adapter: a frozen module (B, T, D), (B, T) -> (B, T, D) applied to every clip's frames first (the
+            DistinctAD Stage-I adapter); needs ``pme`` None.
+        lambda_dw: weight of the distinctive-word loss (0: off).
     """
 
     def __init__(
         self, decoder: VisualPrefixDecoder, pme: PretrainedMovieEncoder | None = None,
-        dsm: DynamicSelectionModule | None = None,
+        dsm: DynamicSelectionModule | None = None, em_attention: ContextualEMAttention | None = None,
+        frame_adapter: nn.Module | None = None, lambda_dw: float = 0.0,
+        frozen_cache: FrozenEncoderCache | None = None,
     ) -> None:
         super().__init__()
+        if pme is not None and (em_attention is not None or frame_adapter is not None):
+            raise ValueError("the EM attention and the frame adapter read frame features: use them without a PME")
         self.decoder = decoder
         self.pme = pme
         self.dsm = dsm
+        self.em_attention = em_attention
+        self.frame_adapter = frame_adapter
+        self.lambda_dw = float(lambda_dw)
+        self.frozen_cache = frozen_cache  # the frozen PME's outputs per clip, computed once (not a module: not saved)
         if pme is not None:
             pme.requires_grad_(False)
             pme.eval()
@@ -87,8 +113,31 @@ class ADCaptioner(nn.Module):
         """(B, Q, D) visual tokens and their (B, Q) mask: PME query outputs (no mask) or the frames themselves."""
         if self.pme is None:
             return frames, frame_mask
+        if self.frozen_cache is not None:
+            return self.frozen_cache(self.pme.query_outputs, frames, frame_mask), None
         with torch.no_grad():
             return self.pme.query_outputs(frames, frame_mask), None
+
+    def visual_prefix(self, batch: CaptionBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, Q, D) visual tokens of the prefix and their (B, Q) mask (None: all real).
+
+        Without EM attention and adapter: :meth:`visual_tokens`. With them: the (adapted) frames, then the EM
+        attention's tokens over the clip and its neighbours (``neighbour_frames`` (B, C, Tn, D) flattened to C·Tn).
+        """
+        if self.em_attention is None and self.frame_adapter is None:
+            return self.visual_tokens(batch.frames, batch.frame_mask)
+        adapt = self.frame_adapter if self.frame_adapter is not None else (lambda frames, mask: frames)
+        frames = adapt(batch.frames, batch.frame_mask)
+        if self.em_attention is None:
+            return frames, batch.frame_mask
+        if batch.neighbour_frames is None or batch.neighbour_mask is None:
+            raise ValueError("the contextual EM attention needs neighbour_frames and neighbour_mask: build the dataset "
+                             "with neighbour_clips=CaptionerParts.neighbour_clips and use CaptionerParts.collator")
+        b, c, t, d = batch.neighbour_frames.shape
+        mask = batch.neighbour_mask.reshape(b * c, t)
+        neighbours = adapt(batch.neighbour_frames.reshape(b * c, t, d), mask).reshape(b, c * t, -1)
+        out = self.em_attention(frames, batch.frame_mask, neighbours, mask.reshape(b, c * t))
+        return out.tokens, out.mask
 
     def select(self, batch: CaptionBatch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(B, P) selected items, the DSM's (B, P) scores and its CCL (both None without a DSM)."""
@@ -102,7 +151,7 @@ class ADCaptioner(nn.Module):
     def decoder_inputs(
         self, batch: CaptionBatch, selected: torch.Tensor, with_target: bool, padding_side: str = "right"
     ) -> DecoderInputs:
-        visual, visual_mask = self.visual_tokens(batch.frames, batch.frame_mask)
+        visual, visual_mask = self.visual_prefix(batch)
         return self.decoder.assemble(
             visual, visual_mask, batch.proposal_ad_ids, batch.proposal_ad_mask, batch.proposal_sub_ids,
             batch.proposal_sub_mask, selected,
@@ -115,13 +164,19 @@ class ADCaptioner(nn.Module):
         if batch.target_ids is None or batch.target_mask is None:
             raise ValueError("the captioning loss needs target_ids and target_mask")
         selected, scores, ccl = self.select(batch)
-        visual, visual_mask = self.visual_tokens(batch.frames, batch.frame_mask)
-        gen = self.decoder(
-            visual, visual_mask, batch.proposal_ad_ids, batch.proposal_ad_mask, batch.proposal_sub_ids,
-            batch.proposal_sub_mask, selected, batch.target_ids, batch.target_mask,
-        )
+        inputs = self.decoder_inputs(batch, selected, with_target=True)
+        dw = None
+        if self.lambda_dw > 0:
+            if batch.distinct_targets is None:
+                raise ValueError("the distinctive-word loss needs distinct_targets: use CaptionerParts.collator")
+            gen, visual_mean = self.decoder.loss_and_visual_mean(inputs)  # (B, H')
+            dw = distinctive_word_loss(self.decoder.lm.get_output_embeddings()(visual_mean), batch.distinct_targets)
+        else:
+            gen = self.decoder.loss(inputs)
         loss = gen if ccl is None else 0.5 * (ccl + gen)
-        return CaptionLosses(loss=loss, gen=gen, ccl=ccl, selected=selected, scores=scores)
+        if dw is not None:
+            loss = loss + self.lambda_dw * dw
+        return CaptionLosses(loss=loss, gen=gen, ccl=ccl, selected=selected, scores=scores, dw=dw)
 
     @torch.no_grad()
     def generate(self, batch: CaptionBatch, settings: GenerationSettings) -> tuple[list[list[int]], torch.Tensor]:

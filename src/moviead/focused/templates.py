@@ -1,0 +1,68 @@
+"""FocusedAD's dynamic instruction template (FocusedAD §3.2, eq. 7), with the released code's strings.
+
+- no character:  ``Describe the [<region>] in detail in the video.`` (the region is the whole frame)
+- one character: ``The character name of [<region>] is N. Describe what N is doing.``
+- n characters:  ``There are n objects: The character name of [<region>] is A. The character name of [<region>] is
+  B. Describe the A and B in detail in the video.``
+
+Each ``<region>`` is where that region's character tokens go (:mod:`moviead.focused.character_tokens`); with
+character tokens off it stays as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from moviead.data.records import CharacterBox, StoryboardRecord
+from moviead.focused.recognition import recognised_detections
+
+REGION = "<region>"
+"""The placeholder of one region's character tokens inside the instruction."""
+
+NAME_MODES = ("recognised", "given", "none")
+"""How a clip's names are found: the best-query bank + threshold, the detections' own labels, or not at all."""
+
+
+def dynamic_instruction(names: Sequence[str]) -> str:
+    """The instruction for a clip whose recognised characters are ``names`` (detection order)."""
+    if not names:
+        return f"Describe the [{REGION}] in detail in the video."
+    if len(names) == 1:
+        name = names[0]
+        return f"The character name of [{REGION}] is {name}. Describe what {name} is doing."
+    regions = ". ".join(f"The character name of [{REGION}] is {name}" for name in names)
+    return f"There are {len(names)} objects: {regions}. Describe the {' and '.join(names)} in detail in the video."
+
+
+def whole_frame(resolution: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The box [x1, y1, x2, y2] of a whole frame of ``resolution`` (height, width), in pixels."""
+    height, width = resolution
+    return (0.0, 0.0, float(width), float(height))
+
+
+def clip_characters(
+    record: StoryboardRecord, names: str, known: set[str] | None, threshold: float, min_confidence: float,
+    max_characters: int,
+) -> list[CharacterBox]:
+    """The characters a clip's instruction names, in detection order (:func:`recognised_detections`).
+
+    Args:
+        names: ``recognised`` (only names of the movie's best-query bank, ``known``, whose face distance is below
+            ``threshold``), ``given`` (every labelled detection, no threshold) or ``none`` (no names).
+    """
+    if names not in NAME_MODES:
+        raise ValueError(f"names must be one of {NAME_MODES}, got {names!r}")
+    if names == "none":
+        return []
+    if names == "recognised":
+        return recognised_detections(record.detections, known or set(), threshold, min_confidence, max_characters)
+    return recognised_detections(record.detections, None, float("inf"), min_confidence, max_characters)
+
+
+def normalised_boxes(record: StoryboardRecord, characters: Sequence[CharacterBox]) -> list[tuple[float, ...]]:
+    """Boxes of the instruction's regions as fractions of the frame (x / width, y / height), clipped to [0, 1]:
+    the characters' boxes, or the whole frame when there is none."""
+    height, width = record.resolution
+    boxes = [c.box for c in characters] or [whole_frame(record.resolution)]
+    scale = (width, height, width, height)
+    return [tuple(min(max(v / s, 0.0), 1.0) for v, s in zip(box, scale)) for box in boxes]

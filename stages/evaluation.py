@@ -1,0 +1,187 @@
+"""``moviead evaluate`` and ``moviead describe``: decode ADs with a Stage-II checkpoint, stream them, score them.
+
+:func:`decode_split` is the loop both commands share. It decodes the ADs of a split (or of a film's dialogue
+gaps) in *local*, *oracle* or *recurrent* mode, appends each batch to ``predictions.jsonl`` through
+:class:`~moviead.evaluation.predictions.PredictionStore` (a rerun resumes after the last complete row) and shows a
+progress bar in ADs/s. In recurrent mode each movie is decoded in time order and the batches hold the next AD of
+several movies (:func:`~moviead.evaluation.schedule.recurrent_batches`); the predictions of earlier ADs feed the
+context through :class:`~moviead.data.context.PredictionContext`, restored from the file on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from moviead.config import ContextMode
+from moviead.data.collate import BatchKey
+from moviead.data.context import PredictionContext
+from moviead.data.sources import SplitData, make_dataset
+from moviead.evaluation.predictions import PredictionStore
+from moviead.evaluation.schedule import fixed_batches, recurrent_batches
+from moviead.stages.captioning import model_batch
+from moviead.stages.captioning_build import CaptionerParts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodeSettings:
+    """How a split is decoded.
+
+    Attributes:
+        mode: local, oracle or recurrent context.
+        num_beams: beams (default: the checkpoint's ``captioning.generation.num_beams``).
+        batch_size: ADs per batch in local and oracle mode.
+        batch_movies: movies decoded side by side in recurrent mode (B).
+        device: torch device of the model.
+        progress: show the progress bar.
+    """
+
+    mode: ContextMode = ContextMode.recurrent
+    num_beams: int | None = None
+    batch_size: int = 16
+    batch_movies: int = 8
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class DecodeResult:
+    """The rows of the predictions file (all of them, earlier runs' included) and this run's throughput."""
+
+    rows: list[dict[str, Any]]
+    decoded: int
+    seconds: float
+
+    @property
+    def ads_per_second(self) -> float:
+        return self.decoded / self.seconds if self.seconds > 0 else float("nan")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if device.type == "cpu":
+        return batch
+    fields = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(batch).items()}
+    return type(batch)(**fields)
+
+
+def _selected_context(meta: dict[str, Any], chosen: Sequence[bool]) -> list[dict[str, Any]]:
+    """The proposal items the model was given: their AD (None for the leading subtitles-only item) and subtitles."""
+    return [{"ad": p["ad"], "subtitles": p["subtitles"]} for p, keep in zip(meta.get("proposal", []), chosen) if keep]
+
+
+def decode_split(
+    parts: CaptionerParts,
+    cfg: DictConfig,
+    data: SplitData,
+    out_dir: str | Path,
+    settings: DecodeSettings,
+    run_info: dict[str, Any],
+    restart: bool = False,
+) -> DecodeResult:
+    """Decode every AD of ``data`` not yet in ``out_dir/predictions.jsonl`` and append it there.
+
+    Args:
+        parts: the captioner of a Stage-II checkpoint (:func:`load_captioner_checkpoint`).
+        cfg: its config; ``cfg.data`` says how frames and context are built (its context mode is replaced by
+            ``settings.mode``).
+        data: the split (or the gaps of a film) to decode.
+        out_dir: where ``predictions.jsonl`` and ``run.json`` go.
+        run_info: what identifies the run (checkpoint, split, ...); a rerun with other values is refused.
+        restart: discard earlier predictions instead of resuming.
+    """
+    if cfg.captioning.focused.enabled:
+        raise NotImplementedError(
+            "evaluating a FocusedAD checkpoint (Storyboard-v2 records with recognised characters) is not supported by "
+            "`moviead evaluate` yet; its validation during training decodes and scores the held-out records "
+            "(val_samples/epoch-NNN.jsonl)"
+        )
+    mode = ContextMode(settings.mode)
+    cfg.data.context.mode = mode
+    generation = parts.generation_settings(cfg.captioning.generation, settings.num_beams)
+    info = {**run_info, "mode": mode.value, "num_beams": generation.num_beams}
+    store = PredictionStore(out_dir, info, restart=restart)
+    provider = PredictionContext(data.movies) if mode == ContextMode.recurrent else None
+    dataset = make_dataset(data, cfg.data, training=False, provider=provider, with_proposal=True,
+                           neighbour_clips=parts.neighbour_clips)
+    if provider is not None:
+        _restore_predictions(provider, data, store)
+    positions = [i for i, item in enumerate(dataset.items) if (item.record.movie, item.record.index) not in store.done]
+    if mode == ContextMode.oracle and parts.sentence_bank is not None:
+        texts = {p.feature_text for i in positions for p in dataset.context.build_proposal(dataset.items[i].record)}
+        missing = sorted(t for t in texts if t.strip() and t not in parts.sentence_bank)
+        if missing:
+            parts.sentence_bank.precompute(missing)
+    if mode == ContextMode.recurrent:
+        by_movie: dict[str, list[int]] = {}
+        for i in positions:
+            by_movie.setdefault(dataset.items[i].record.movie, []).append(i)
+        for movie_positions in by_movie.values():
+            movie_positions.sort(key=lambda i: dataset.items[i].record.index)
+        batches = recurrent_batches(list(by_movie.values()), settings.batch_movies)
+    else:
+        batches = fixed_batches(positions, settings.batch_size)
+
+    device = pick_device(settings.device)
+    captioner = parts.captioner.to(device).eval()
+    collate = parts.collator(cfg.captioning.decoder)
+    bar = tqdm(total=len(dataset), initial=len(dataset) - len(positions), unit="AD", desc=f"{mode.value} decoding",
+               disable=not settings.progress, dynamic_ncols=True)
+    began, decoded = time.perf_counter(), 0
+    with torch.inference_mode():
+        for batch_positions in batches:
+            batch = collate([dataset[i] for i in batch_positions])
+            inputs = _to_device(model_batch(captioner, batch, with_target=False), device)
+            ids, selected = captioner.generate(inputs, generation)
+            rows = []
+            for meta, tokens, chosen in zip(batch[BatchKey.META], ids, selected.cpu().tolist()):
+                pred = parts.decode(tokens)
+                rows.append({"movie": meta["movie"], "index": meta["index"], "start": meta["start"],
+                             "end": meta["end"], "gt": meta["text"], "pred": pred,
+                             "context": _selected_context(meta, chosen)})
+                if provider is not None:
+                    provider.set_prediction(meta["movie"], meta["index"], pred)
+            store.append(rows)
+            decoded += len(rows)
+            bar.update(len(rows))
+    bar.close()
+    return DecodeResult(store.rows, decoded, time.perf_counter() - began)
+
+
+def _restore_predictions(provider: PredictionContext, data: SplitData, store: PredictionStore) -> None:
+    """Earlier predictions back into the recurrent context; ADs without frames (dropped) get an empty text."""
+    for row in store.rows:
+        provider.set_prediction(str(row["movie"]), int(row["index"]), str(row["pred"]))
+    kept = {(item.record.movie, item.record.index) for item in data.items}
+    every = [(ad.movie, ad.index) for ann in data.movies.values() for ad in ann.ads]
+    missing = [key for key in every if key not in kept]
+    for movie, index in missing:
+        provider.set_prediction(movie, index, "")
+    if missing:
+        log.info("%d AD(s) of these movies are not decoded (no frames, or left out); as recurrent context they are "
+                 "empty", len(missing))
+
+
+def write_metrics(path: Path, scores: dict[str, float], unavailable: dict[str, str], info: dict[str, Any]) -> Path:
+    """``metrics.json``: the run's identity (strings), the number of ADs, the scores, and what could not be scored."""
+    body = {**info, **{k: float(v) for k, v in scores.items()}, "unavailable": unavailable}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,83 @@
+"""The Storyboard-v2 DataModule serving FocusedAD batches: all three record types, the dynamic instruction with its
+region positions, names from the bank or not at all, and patch features read at the clip's frames."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moviead.data.collate import BatchKey
+from moviead.datamodules import StoryboardDataModule, build_datamodule
+from moviead.focused.data import FocusedBatchKey as K
+from moviead.focused.templates import REGION, dynamic_instruction
+from moviead.stages.captioning_build import build_captioner
+from tests.focused._focused_setup import focused_cfg, write_patch_features
+
+
+def _datamodule(toy_root: Path, tmp_path: Path, *overrides: str):
+    cfg = focused_cfg(toy_root, tmp_path, *overrides)
+    parts = build_captioner(cfg)
+    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm.setup("fit")
+    return cfg, parts, dm
+
+
+def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: Path, tmp_path: Path) -> None:
+    cfg, parts, dm = _datamodule(toy_root, tmp_path)
+    assert isinstance(dm, StoryboardDataModule)
+    types: Counter[int] = Counter()
+    names_by_type: dict[int, set[int]] = {1: set(), 2: set(), 3: set()}
+    pad = parts.tokenizer.pad_token_id
+    for batch in dm.train_dataloader():
+        ids, mask, region = batch[K.INSTRUCTION_IDS], batch[K.INSTRUCTION_MASK], batch[K.INSTRUCTION_REGION]
+        assert batch[BatchKey.FRAMES].shape[1] == 8 and K.PATCHES not in batch
+        for b, meta in enumerate(batch[BatchKey.META]):
+            types[meta["clip_type"]] += 1
+            names_by_type[meta["clip_type"]].add(len(meta["names"]))
+            assert meta["instruction"] == dynamic_instruction(meta["names"])
+            regions = region[b][mask[b]]
+            count = max(1, len(meta["names"]))
+            assert sorted(regions[regions >= 0].tolist()) == list(range(count))  # one position per region
+            assert int(batch[K.REGION_VALID][b].sum()) == count
+            assert (ids[b][mask[b]][regions >= 0] == pad).all()
+            text = parts.tokenizer.decode(ids[b][mask[b]][regions < 0].tolist())  # pieces between the regions
+            assert text.replace(" ", "") == meta["instruction"].replace(REGION, "").replace(" ", "")
+            if meta["names"]:
+                assert meta["text"].split()[0] in meta["names"] or meta["text"].startswith("In the ")
+    assert set(types) == {1, 2, 3}, types
+    assert names_by_type[3] == {0}  # type 3: no main character, the whole-frame instruction
+    assert 0 not in names_by_type[1] | names_by_type[2] and 2 in names_by_type[1]
+
+
+def test_without_the_bank_every_clip_gets_the_no_character_instruction(toy_root: Path, tmp_path: Path) -> None:
+    _, _, dm = _datamodule(toy_root, tmp_path, "captioning.focused.names=none")
+    batch = next(iter(dm.val_dataloader()))
+    assert {m["instruction"] for m in batch[BatchKey.META]} == {dynamic_instruction([])}
+    assert batch[K.REGION_BOXES][:, 0].tolist() == [[0.0, 0.0, 1.0, 1.0]] * len(batch[BatchKey.META])
+
+
+def test_character_tokens_off_leaves_the_placeholder_as_text(toy_root: Path, tmp_path: Path) -> None:
+    _, parts, dm = _datamodule(toy_root, tmp_path, "captioning.focused.character_tokens=none")
+    batch = next(iter(dm.val_dataloader()))
+    assert (batch[K.INSTRUCTION_REGION] == -1).all()
+    first = batch[K.INSTRUCTION_IDS][0][batch[K.INSTRUCTION_MASK][0]].tolist()
+    assert parts.tokenizer.decode(first).strip() == batch[BatchKey.META][0]["instruction"]  # toy BPE: prefix space
+
+
+def test_patch_features_are_read_at_the_frames_indices(toy_root: Path, tmp_path: Path) -> None:
+    patches = write_patch_features(toy_root / "storyboard", "patches_data_test.h5")
+    _, _, dm = _datamodule(toy_root, tmp_path, "captioning.focused.character_tokens=box",
+                           f"captioning.focused.patch_features={patches.name}")
+    batch = next(iter(dm.train_dataloader()))  # training: a random shift, the same for frames and patches
+    assert batch[K.PATCHES].shape[:2] == batch[BatchKey.FRAMES].shape[:2] and batch[K.PATCHES].shape[2:] == (2, 2, 3)
+    np.testing.assert_allclose(batch[K.PATCHES][:, :, 1, 0].numpy(), batch[BatchKey.FRAMES][:, :, :3].numpy())
+
+
+def test_box_mode_without_patch_features_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
+    cfg = focused_cfg(toy_root, tmp_path, "captioning.focused.character_tokens=box", "captioning.dsm.enabled=true",
+                      "captioning.decoder.instruction=AD")
+    with pytest.raises(ValueError, match="no DSM.*instruction is built per clip.*needs captioning.focused.patch_feat"):
+        build_captioner(cfg)

@@ -1,0 +1,78 @@
+"""``moviead describe``: a film's features and subtitles → AD cues in the dialogue-free gaps, as WebVTT, SRT, JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from moviead.cli import main
+
+SUBTITLES = [(3.0, 5.5, "Where were you?"), (6.0, 8.0, "Out."), (20.0, 24.0, "You missed the train."),
+             (24.5, 26.0, "I know."), (47.0, 50.0, "Come in.")]
+
+
+def _timestamp(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def _film(tmp_path: Path, dim: int, seconds: float = 60.0, fps: float = 5.0) -> tuple[Path, Path]:
+    features = tmp_path / "film.h5"
+    with h5py.File(features, "w") as f:
+        f["myfilm"] = np.random.default_rng(0).standard_normal((int(seconds * fps), dim)).astype(np.float16)
+    srt = tmp_path / "myfilm.srt"
+    srt.write_text("".join(f"{i + 1}\n{_timestamp(s)} --> {_timestamp(e)}\n{t}\n\n"
+                           for i, (s, e, t) in enumerate(SUBTITLES)), encoding="utf-8")
+    return features, srt
+
+
+def test_every_cue_lies_in_a_dialogue_free_gap(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    import webvtt
+
+    from moviead.stages.captioning_build import load_captioner_checkpoint
+
+    _, cfg = load_captioner_checkpoint(stage2_checkpoint)
+    features, srt = _film(tmp_path, int(cfg.data.feature_dim))
+    out = tmp_path / "track"
+    code = main(["describe", "--features", str(features), "--movie", "myfilm", "--subtitles", str(srt),
+                 "--checkpoint", str(stage2_checkpoint), "--out", str(out), "--min-gap", "3", "--max-cue", "6",
+                 "--no-progress"])
+    assert code == 0
+    assert "AD cues for myfilm" in capsys.readouterr().out
+    track = [json.loads(line) for line in (out / "myfilm.ad.jsonl").read_text().splitlines()]
+    # gaps with 0.2 s margins: [0, 2.8] too short, [8.2, 19.8] → 2 cues, [26.2, 46.8] → 4 cues, [50.2, 60] → 2 cues
+    assert len(track) == 8
+    for cue in track:
+        assert cue["end"] - cue["start"] <= 6.0 + 1e-6
+        assert all(cue["end"] <= s or cue["start"] >= e for s, e, _ in SUBTITLES), cue
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(8))
+    assert rows[1]["context"] and rows[1]["context"][-1]["ad"] == rows[0]["pred"]  # recurrent: its own AD before
+    spoken = [c for c in track if c["text"].strip()]
+    assert len(webvtt.read(str(out / "myfilm.vtt"))) == len(spoken)
+    assert (out / "myfilm.srt").read_text(encoding="utf-8").count(" --> ") == len(spoken)
+
+
+def test_without_subtitles_the_timeline_is_cut_into_windows(stage2_checkpoint: Path, tmp_path: Path) -> None:
+    from moviead.stages.captioning_build import load_captioner_checkpoint
+
+    _, cfg = load_captioner_checkpoint(stage2_checkpoint)
+    features, _ = _film(tmp_path, int(cfg.data.feature_dim), seconds=30.0)
+    out = tmp_path / "track"
+    assert main(["describe", "--features", str(features), "--movie", "myfilm", "--checkpoint",
+                 str(stage2_checkpoint), "--out", str(out), "--window", "10", "--no-progress"]) == 0
+    track = [json.loads(line) for line in (out / "myfilm.ad.jsonl").read_text().splitlines()]
+    assert [(c["start"], c["end"]) for c in track] == [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)]
+
+
+def test_unknown_movie_is_a_clear_error(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    from moviead.stages.captioning_build import load_captioner_checkpoint
+
+    _, cfg = load_captioner_checkpoint(stage2_checkpoint)
+    features, _ = _film(tmp_path, int(cfg.data.feature_dim), seconds=10.0)
+    assert main(["describe", "--features", str(features), "--movie", "other", "--checkpoint",
+                 str(stage2_checkpoint), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "myfilm" in capsys.readouterr().err

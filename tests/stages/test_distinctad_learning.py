@@ -1,0 +1,83 @@
+"""DistinctAD Stage-II learns on the toy data: after a few epochs its decoded ADs score far above the untrained
+model's (CIDEr) and its bag-of-words head ranks the distinctive words of validation ADs far above chance.
+
+Not asserted here, measured instead (see the issue #6 report): whether the EM attention makes consecutive
+predictions repeat each other less than the same recipe without it (``moviead.metrics.repetition``). Over three
+seeds of 20-epoch toy runs it did not, beyond seed-to-seed spread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from moviead.datamodules import build_datamodule
+from moviead.metrics.captioning import caption_scores
+from moviead.stages.captioning import caption_batch
+from moviead.stages.captioning_build import CaptionerParts, build_captioner, load_captioner_checkpoint
+from moviead.stages.train import train
+from tests.stages._distinctad import distinctad_cfg
+
+TOP_K = 5
+
+
+@torch.no_grad()
+def validation_scores(parts: CaptionerParts, cfg) -> tuple[float, float]:
+    """Greedy CIDEr on the validation ADs and the bag-of-words head's recall@5 of their distinctive words."""
+    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm.setup("validate")
+    captioner = parts.captioner.eval()
+    settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
+    refs, preds, hits, words = {}, {}, 0.0, 0.0
+    for batch in dm.val_dataloader():
+        tensors = caption_batch(batch)
+        selected, _, _ = captioner.select(tensors)
+        _, visual_mean = captioner.decoder.loss_and_visual_mean(captioner.decoder_inputs(tensors, selected, True))
+        top = captioner.decoder.lm.get_output_embeddings()(visual_mean).topk(TOP_K, dim=-1).indices
+        hits += float(tensors.distinct_targets.gather(1, top).sum())
+        words += float(tensors.distinct_targets.sum())
+        ids, _ = captioner.generate(caption_batch(batch, with_target=False), settings)
+        for meta, tokens in zip(batch["meta"], ids):
+            key = (meta["movie"], meta["index"])
+            refs[key], preds[key] = [meta["text"]], parts.decode(tokens)
+    return caption_scores(refs, preds, metrics=("cider",))["cider"], hits / words
+
+
+@pytest.fixture(scope="module")
+def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default 12-movie toy data (the 6-movie session set is too small to learn the grammar in a few epochs)."""
+    from moviead.data.toy import write_toy_dataset
+
+    root = tmp_path_factory.mktemp("toy12")
+    write_toy_dataset(root, movies=12, seed=0)
+    return root
+
+
+def _train_and_score(toy12: Path, run_root: Path, *overrides: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(CIDEr, recall@5) of the untrained model (seed 0) and of the trained one, reloaded from its checkpoint."""
+    cfg = distinctad_cfg(toy12, run_root, "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1",
+                         *overrides)
+    torch.manual_seed(cfg.seed)
+    untrained = validation_scores(build_captioner(cfg), cfg)
+    result = train(cfg)
+    parts, loaded = load_captioner_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")
+    return untrained, validation_scores(parts, loaded)
+
+
+@pytest.mark.integration  # about a minute on 2 shared cores
+def test_learning_distinctad_cider_after_training_exceeds_untrained(toy12: Path, tmp_path: Path) -> None:
+    (untrained, _), (trained, _) = _train_and_score(toy12, tmp_path, "trainer.max_epochs=6")
+    assert trained > untrained + 0.3, (untrained, trained)  # measured: 0.009 -> 0.98
+
+
+@pytest.mark.slow  # one 20-epoch toy training: about 4 minutes on 2 shared cores (make test-all)
+def test_learning_bag_of_words_head_ranks_the_distinctive_words_far_above_untrained(
+    toy12: Path, tmp_path: Path
+) -> None:
+    """The bag-of-words head learns slowly (it first learns that almost every token is negative): after 6 epochs
+    its recall@5 was 0.037, after the recipe's 20 epochs 0.21 (untrained 0.022, chance 5/632 = 0.008)."""
+    (untrained_cider, untrained_recall), (cider, recall) = _train_and_score(toy12, tmp_path)
+    assert recall > untrained_recall + 0.1 and recall > 5 * untrained_recall, (untrained_recall, recall)
+    assert cider > untrained_cider + 2.0, (untrained_cider, cider)

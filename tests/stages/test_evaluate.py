@@ -1,0 +1,136 @@
+"""``moviead evaluate``: the three modes, batched recurrent decoding equal to one movie at a time, exports, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from moviead.cli import main
+from moviead.config import ContextMode
+from moviead.data.sources import load_split
+from moviead.stages.captioning_build import load_captioner_checkpoint
+from moviead.stages.evaluation import DecodeSettings, decode_split
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _first_ads(data, per_movie: int, movies: int):
+    """The first ``per_movie`` ADs of the first ``movies`` movies (recurrent context needs every earlier AD)."""
+    keep = list(data.movies)[:movies]
+    items = [i for i in data.items if i.record.movie in keep and i.record.index < per_movie]
+    return replace(data, movies={m: data.movies[m] for m in keep}, items=items)
+
+
+def test_batched_recurrent_decoding_equals_one_movie_at_a_time(stage2_checkpoint: Path, tmp_path: Path) -> None:
+    parts, cfg = load_captioner_checkpoint(stage2_checkpoint)
+    data = _first_ads(load_split(cfg.data, "train"), per_movie=5, movies=4)
+    decode = parts.decode
+    rows, tokens = {}, {}
+    for b in (1, 4):
+        generated: list[tuple[int, ...]] = []
+        parts.decode = lambda ids: generated.append(tuple(ids)) or decode(ids)  # record the token ids of each row
+        settings = DecodeSettings(mode=ContextMode.recurrent, batch_movies=b, progress=False)
+        result = decode_split(parts, cfg, data, tmp_path / f"b{b}", settings, {"test": 1})
+        assert result.decoded == len(data.items) == len(generated) == 20
+        rows[b] = {(r["movie"], r["index"]): r for r in result.rows}
+        tokens[b] = {(r["movie"], r["index"]): ids for r, ids in zip(result.rows, generated)}
+    assert rows[1].keys() == rows[4].keys()
+    assert tokens[4] == tokens[1]  # token for token
+    for key in rows[1]:
+        assert rows[4][key]["pred"] == rows[1][key]["pred"], key
+        assert rows[4][key]["context"] == rows[1][key]["context"], key
+    # the context of AD i is built from the model's own earlier predictions, not the ground truth
+    movie = next(iter(data.movies))
+    later = rows[4][(movie, 3)]["context"]
+    assert [c["ad"] for c in later if c["ad"] is not None] == [rows[1][(movie, i)]["pred"] for i in range(3)]
+
+
+def test_evaluate_three_modes_metrics_table_and_exports(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    import webvtt
+
+    code = main(["evaluate", "--checkpoint", str(stage2_checkpoint.parent.parent), "--mode", "local,oracle,recurrent",
+                 "--split", "train", "--limit-movies", "2", "--out", str(tmp_path), "--export", "vtt,srt",
+                 "--bertscore-model", "none", "--no-progress", "--data", "data.context.context_size=2"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "local" in out and "oracle" in out and "recurrent" in out and "cider" in out and "name_acc" in out
+    for mode in ("local", "oracle", "recurrent"):
+        folder = tmp_path / f"train-{mode}"
+        rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["mode"] == mode and metrics["num_ads"] == len(rows) > 0
+        assert {"bleu1", "bleu4", "meteor", "rouge_l", "cider"} <= set(metrics)
+        if mode == "local":
+            assert all(r["context"] == [] for r in rows)
+        else:
+            assert any(r["context"] for r in rows)
+        vtts = sorted((folder / "subtitles").glob("*.vtt"))
+        assert len(vtts) == 2 and len(list((folder / "subtitles").glob("*.srt"))) == 2
+        captions = webvtt.read(str(vtts[0]))
+        movie_rows = [r for r in rows if r["movie"] == vtts[0].stem and r["pred"].strip()]  # empty ones get no cue
+        assert len(captions) == len(movie_rows)
+        h, m, sec = captions[0].start.split(":")
+        assert int(h) * 3600 + int(m) * 60 + float(sec) == pytest.approx(movie_rows[0]["start"], abs=1e-3)
+
+
+def test_a_rerun_with_other_settings_is_refused(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    args = ["evaluate", "--checkpoint", str(stage2_checkpoint), "--mode", "oracle", "--split", "train",
+            "--limit-movies", "1", "--out", str(tmp_path), "--bertscore-model", "none", "--no-progress"]
+    assert main(args) == 0
+    assert main([*args, "--beams", "2"]) == 2
+    assert "--restart" in capsys.readouterr().err
+
+
+RESUME_SCRIPT = """
+import sys, time
+import moviead.evaluation.predictions as predictions
+original = predictions.PredictionStore.append
+def slow_append(self, rows):
+    original(self, rows)
+    time.sleep(0.3)  # time for the test to kill this process between two batches (or in the middle of one)
+predictions.PredictionStore.append = slow_append
+from moviead.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.integration
+def test_kill_and_resume_loses_and_duplicates_nothing(stage2_checkpoint: Path, tmp_path: Path) -> None:
+    script = tmp_path / "slow_evaluate.py"
+    script.write_text(RESUME_SCRIPT)
+    common = ["evaluate", "--checkpoint", str(stage2_checkpoint), "--mode", "recurrent", "--split", "train",
+              "--limit-movies", "3", "--batch-movies", "2", "--bertscore-model", "none", "--no-progress",
+              "--data", "data.context.context_size=2"]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), *common, "--out", str(killed)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    predictions = killed / "train-recurrent" / "predictions.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if predictions.exists() and predictions.read_text().count("\n") >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = predictions.read_text().count("\n")
+    assert partial >= 6
+    with open(predictions, "a", encoding="utf-8") as handle:  # and as if the kill had cut a row in half
+        handle.write('{"movie": "cut in ha')
+    assert main([*common, "--out", str(killed)]) == 0
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    resumed = [json.loads(line) for line in predictions.read_text().splitlines()]
+    whole = [json.loads(line) for line in (tmp_path / "whole" / "train-recurrent" / "predictions.jsonl").read_text()
+             .splitlines()]
+    keys = [(r["movie"], r["index"]) for r in resumed]
+    assert len(keys) == len(set(keys)) == len(whole) > partial  # 0 lost, 0 duplicated
+    by_key = {(r["movie"], r["index"]): r["pred"] for r in whole}
+    assert {k: r["pred"] for k, r in zip(keys, resumed)} == by_key  # and the same predictions as an unbroken run
