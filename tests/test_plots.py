@@ -106,3 +106,13 @@ def test_the_evaluators_metrics_json_reads_as_its_scores(tmp_path: Path) -> None
     path = write_metrics(tmp_path / "metrics.json", {"cider": 0.5, "bleu4": 0.1}, {"spice": "no jars"},
                          {"checkpoint": "c.ckpt", "split": "test", "data": "d", "mode": "oracle", "num_ads": 71})
     assert read_metrics(path) == {"cider": 0.5, "bleu4": 0.1}
+
+
+def test_run_labels_use_as_many_folder_names_as_it_takes(tmp_path: Path) -> None:
+    from moviead.plots import run_labels
+
+    a, b = tmp_path / "loco" / "eval" / "test-recurrent", tmp_path / "dad" / "eval" / "test-recurrent"
+    for folder in (a, b):
+        folder.mkdir(parents=True)
+    assert run_labels([a, b]) == ["loco/eval/test-recurrent", "dad/eval/test-recurrent"]
+    assert run_labels([a, tmp_path / "loco"]) == ["test-recurrent", "loco"]

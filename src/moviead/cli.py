@@ -197,7 +197,7 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from moviead.plots import plot_dsm_heatmap, plot_metric_comparison, read_dsm_scores, read_metrics, run_label
+    from moviead.plots import plot_dsm_heatmap, plot_metric_comparison, read_dsm_scores, read_metrics, run_labels
 
     if bool(args.inputs) == bool(args.dsm_heatmap):
         print("moviead plot: error: give run folders / metrics files, or --dsm-heatmap SCORES, not both",
@@ -209,10 +209,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             title = f"DSM selection scores: {Path(args.dsm_heatmap).name}"
             out = plot_dsm_heatmap(scores, args.out, labels, title=title)
         else:
-            runs = {}
-            for item in args.inputs:
-                label = run_label(item)
-                runs[label if label not in runs else item] = read_metrics(item)
+            runs = {label: read_metrics(item) for label, item in zip(run_labels(args.inputs), args.inputs)}
             out = plot_metric_comparison(runs, args.out, metrics=args.metrics)
     except ValueError as err:
         print(f"moviead plot: error: {err}", file=sys.stderr)

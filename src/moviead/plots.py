@@ -74,10 +74,22 @@ def _read_metrics_csv(path: Path) -> dict[str, float]:
     return metrics
 
 
-def run_label(path: str | Path) -> str:
-    """A short name for a run: its folder's name (the folder of a metrics file)."""
+def run_label(path: str | Path, parts: int = 1) -> str:
+    """A short name for a run: the last ``parts`` names of its folder (the folder of a metrics file)."""
     path = Path(path)
-    return path.name if path.is_dir() else path.parent.name or path.stem
+    folder = path if path.is_dir() else path.parent
+    names = [n for n in folder.parts if n not in ("/", ".")][-parts:]
+    return "/".join(names) or path.stem
+
+
+def run_labels(paths: Sequence[str | Path]) -> list[str]:
+    """Distinct short names for several runs: as many trailing folder names as it takes to tell them apart."""
+    longest = max((len(Path(p).parts) for p in paths), default=1)
+    for parts in range(1, longest + 1):
+        labels = [run_label(p, parts) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
 
 
 def plot_metric_comparison(
