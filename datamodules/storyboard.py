@@ -9,12 +9,10 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from moviead.config import DatasetName
-from moviead.data.features import open_feature_store
-from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.records import StoryboardRecord
 from moviead.data.tokenization import Tokenizer
 from moviead.datamodules.base import ADDataModule
-from moviead.focused.data import StoryboardClipDataset
+from moviead.focused.data import StoryboardClipDataset, read_storyboard_records, storyboard_examples
 
 
 class StoryboardDataModule(ADDataModule):
@@ -43,8 +41,7 @@ class StoryboardDataModule(ADDataModule):
     def records(self) -> dict[str, StoryboardRecord]:
         """Every record of the JSON by global id (read once)."""
         if self._records is None:
-            path = Path(self.cfg.root) / self.cfg.storyboard.annotations
-            self._records = {r.global_id: r for r in read_storyboard_json(path)}
+            self._records = read_storyboard_records(Path(self.cfg.root) / self.cfg.storyboard.annotations)
         return self._records
 
     def dataset(self, stage: str) -> Dataset:  # type: ignore[override]
@@ -52,8 +49,5 @@ class StoryboardDataModule(ADDataModule):
         if not self.storyboard_examples:
             return clips
         if stage not in self._examples:
-            patches = open_feature_store(self.patch_features) if self.patch_features is not None else None
-            if patches is not None:
-                getattr(patches, "close", lambda: None)()  # reopened lazily in each worker
-            self._examples[stage] = StoryboardClipDataset(clips, self.records(), patches)
+            self._examples[stage] = storyboard_examples(clips, self.records(), self.patch_features)
         return self._examples[stage]

@@ -5,7 +5,9 @@ gaps) in *local*, *oracle* or *recurrent* mode, appends each batch to ``predicti
 :class:`~moviead.evaluation.predictions.PredictionStore` (a rerun resumes after the last complete row) and shows a
 progress bar in ADs/s. In recurrent mode each movie is decoded in time order and the batches hold the next AD of
 several movies (:func:`~moviead.evaluation.schedule.recurrent_batches`); the predictions of earlier ADs feed the
-context through :class:`~moviead.data.context.PredictionContext`, restored from the file on resume.
+context through :class:`~moviead.data.context.PredictionContext`, restored from the file on resume. A FocusedAD
+checkpoint decodes Storyboard-v2 clips with their records (its collate function builds each clip's instruction from
+the recognised names and character regions); its rows also carry the ``names`` of that instruction.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from typing import Any, Sequence
 
 import torch
 from omegaconf import DictConfig
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from moviead.config import ContextMode
 from moviead.data.collate import BatchKey
 from moviead.data.context import PredictionContext
+from moviead.data.datasets import ADClipDataset
 from moviead.data.sources import SplitData, make_dataset
 from moviead.evaluation.predictions import PredictionStore
 from moviead.evaluation.schedule import fixed_batches, recurrent_batches
+from moviead.focused.data import read_storyboard_records, storyboard_examples
 from moviead.stages.captioning import model_batch
 from moviead.stages.captioning_build import CaptionerParts
 
@@ -106,12 +111,6 @@ def decode_split(
         run_info: what identifies the run (checkpoint, split, ...); a rerun with other values is refused.
         restart: discard earlier predictions instead of resuming.
     """
-    if cfg.captioning.focused.enabled:
-        raise NotImplementedError(
-            "evaluating a FocusedAD checkpoint (Storyboard-v2 records with recognised characters) is not supported by "
-            "`moviead evaluate` yet; its validation during training decodes and scores the held-out records "
-            "(val_samples/epoch-NNN.jsonl)"
-        )
     mode = ContextMode(settings.mode)
     cfg.data.context.mode = mode
     generation = parts.generation_settings(cfg.captioning.generation, settings.num_beams)
@@ -120,6 +119,7 @@ def decode_split(
     provider = PredictionContext(data.movies) if mode == ContextMode.recurrent else None
     dataset = make_dataset(data, cfg.data, training=False, provider=provider, with_proposal=True,
                            neighbour_clips=parts.neighbour_clips)
+    examples = _focused_examples(parts, cfg, dataset) if cfg.captioning.focused.enabled else dataset
     if provider is not None:
         _restore_predictions(provider, data, store)
     positions = [i for i, item in enumerate(dataset.items) if (item.record.movie, item.record.index) not in store.done]
@@ -146,7 +146,7 @@ def decode_split(
     began, decoded = time.perf_counter(), 0
     with torch.inference_mode():
         for batch_positions in batches:
-            batch = collate([dataset[i] for i in batch_positions])
+            batch = collate([examples[i] for i in batch_positions])
             inputs = _to_device(model_batch(captioner, batch, with_target=False), device)
             ids, selected = captioner.generate(inputs, generation)
             rows = []
@@ -154,7 +154,8 @@ def decode_split(
                 pred = parts.decode(tokens)
                 rows.append({"movie": meta["movie"], "index": meta["index"], "start": meta["start"],
                              "end": meta["end"], "gt": meta["text"], "pred": pred,
-                             "context": _selected_context(meta, chosen)})
+                             "context": _selected_context(meta, chosen),
+                             **({"names": meta["names"]} if "names" in meta else {})})
                 if provider is not None:
                     provider.set_prediction(meta["movie"], meta["index"], pred)
             store.append(rows)
@@ -162,6 +163,13 @@ def decode_split(
             bar.update(len(rows))
     bar.close()
     return DecodeResult(store.rows, decoded, time.perf_counter() - began)
+
+
+def _focused_examples(parts: CaptionerParts, cfg: DictConfig, clips: ADClipDataset) -> Dataset:
+    """FocusedAD: the split's clips with their Storyboard-v2 records (and, in box mode, patch features), as its
+    DataModule serves them to the :class:`~moviead.focused.data.FocusedCollator` of ``parts.collator``."""
+    records = read_storyboard_records(Path(cfg.data.root) / cfg.data.storyboard.annotations)
+    return storyboard_examples(clips, records, getattr(parts, "patch_features", None))
 
 
 def _restore_predictions(provider: PredictionContext, data: SplitData, store: PredictionStore) -> None:

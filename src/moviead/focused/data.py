@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from moviead.data.captioning_collate import CaptioningCollator
 from moviead.data.collate import BatchKey, ClipExample
 from moviead.data.datasets import ADClipDataset
 from moviead.data.errors import DataFormatError
-from moviead.data.features import FeatureStore
+from moviead.data.features import FeatureStore, open_feature_store
+from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.records import StoryboardRecord
 from moviead.focused.templates import REGION, clip_characters, dynamic_instruction, normalised_boxes
 
@@ -92,6 +94,21 @@ class StoryboardClipDataset(Dataset):
             return StoryboardExample(clip, record)
         frames, patches = self._frames_and_patches(index)
         return StoryboardExample(replace(clip, frames=frames), record, patches)
+
+
+def read_storyboard_records(path: str | Path) -> dict[str, StoryboardRecord]:
+    """Every record of a Storyboard-v2 JSON file by global id."""
+    return {r.global_id: r for r in read_storyboard_json(Path(path))}
+
+
+def storyboard_examples(clips: ADClipDataset, records: Mapping[str, StoryboardRecord],
+                        patch_features: str | Path | None = None) -> StoryboardClipDataset:
+    """The Storyboard-v2 examples of ``clips`` (what FocusedAD's collate function reads), as the DataModule and
+    ``moviead evaluate`` serve them; ``patch_features`` (box mode) is checked now and reopened lazily per worker."""
+    patches = open_feature_store(patch_features) if patch_features is not None else None
+    if patches is not None:
+        getattr(patches, "close", lambda: None)()  # reopened lazily in each worker
+    return StoryboardClipDataset(clips, records, patches)
 
 
 @dataclass(frozen=True)
