@@ -20,6 +20,7 @@ from moviead.data.collate import ADCollator, ClipExample
 from moviead.data.context import ContextProvider
 from moviead.data.datasets import ADClipDataset
 from moviead.data.resumable_sampler import ResumableShuffleSampler
+from moviead.data.sentence_features import encode_proposal_texts
 from moviead.data.sources import SplitData, load_split, make_dataset
 from moviead.data.tokenization import Tokenizer
 
@@ -103,13 +104,8 @@ class ADDataModule(L.LightningDataModule):
             return
         if ContextMode(self.cfg.context.mode) == ContextMode.recurrent:
             return
-        texts = {prop.feature_text for item in dataset.items for prop in dataset.context.build_proposal(item.record)}
-        missing = sorted(t for t in texts if t.strip() and t not in self.sentence_bank)
-        if missing:
-            log.info("encoding %d proposal sentences for the DSM", len(missing))
-            self.sentence_bank.precompute(missing)
-            if self.sentence_cache is not None:
-                self.sentence_bank.save(self.sentence_cache)
+        if encode_proposal_texts(self.sentence_bank, dataset) and self.sentence_cache is not None:
+            self.sentence_bank.save(self.sentence_cache)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}

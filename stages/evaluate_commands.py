@@ -23,7 +23,7 @@ from moviead.data.frames import interval_frames
 from moviead.data.records import ADRecord, MovieAnnotations
 from moviead.data.sources import SplitData, load_split
 from moviead.evaluation.gaps import dialogue_gaps, fixed_windows
-from moviead.evaluation.scoring import ScoringOptions, format_table, score_predictions
+from moviead.evaluation.scoring import ScoringModels, ScoringOptions, format_table, score_predictions
 from moviead.export import cues_from_rows, write_jsonl, write_movie_subtitles
 from moviead.stages.captioning_build import load_captioner_checkpoint
 from moviead.stages.evaluation import DecodeSettings, decode_split, write_metrics
@@ -82,6 +82,7 @@ def evaluate(request: EvaluateRequest) -> dict[str, dict[str, float]]:
         from moviead.metrics.toy import toy_slot_accuracy
 
         scoring = replace(scoring, extra=toy_slot_accuracy)
+    models = ScoringModels(scoring)  # BERTScore and word vectors load once for all modes
     table: dict[str, dict[str, float]] = {}
     for mode in request.modes:
         mode = ContextMode(mode).value
@@ -91,7 +92,7 @@ def evaluate(request: EvaluateRequest) -> dict[str, dict[str, float]]:
         result = decode_split(parts, cfg, data, out, settings, info, restart=request.restart)
         print(f"{mode}: {len(result.rows)} predictions in {out / 'predictions.jsonl'} "
               f"({result.decoded} decoded now, {result.ads_per_second:.1f} ADs/s)")
-        report = score_predictions(result.rows, scoring)
+        report = score_predictions(result.rows, scoring, models)
         write_metrics(out / "metrics.json", report.scores, report.unavailable,
                       {**info, "mode": mode, "num_ads": len(result.rows)})
         for name, why in report.unavailable.items():

@@ -28,6 +28,7 @@ from moviead.config import ContextMode
 from moviead.data.collate import BatchKey
 from moviead.data.context import PredictionContext
 from moviead.data.datasets import ADClipDataset
+from moviead.data.sentence_features import encode_proposal_texts
 from moviead.data.sources import SplitData, make_dataset
 from moviead.evaluation.predictions import PredictionStore
 from moviead.evaluation.schedule import fixed_batches, recurrent_batches
@@ -124,10 +125,7 @@ def decode_split(
         _restore_predictions(provider, data, store)
     positions = [i for i, item in enumerate(dataset.items) if (item.record.movie, item.record.index) not in store.done]
     if mode == ContextMode.oracle and parts.sentence_bank is not None:
-        texts = {p.feature_text for i in positions for p in dataset.context.build_proposal(dataset.items[i].record)}
-        missing = sorted(t for t in texts if t.strip() and t not in parts.sentence_bank)
-        if missing:
-            parts.sentence_bank.precompute(missing)
+        encode_proposal_texts(parts.sentence_bank, dataset, positions)
     if mode == ContextMode.recurrent:
         by_movie: dict[str, list[int]] = {}
         for i in positions:

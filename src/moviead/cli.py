@@ -145,14 +145,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from moviead.evaluation.scoring import ScoringOptions
     from moviead.stages.evaluate_commands import EvaluateRequest, evaluate
 
-    none = {"none", "off", ""}
+    def model(name: str | None, default: str | None) -> str | None:
+        """A model argument: unset → ``default``; ``none``/``off`` → None (skip the metric)."""
+        if name is None:
+            return default
+        return None if name.lower() in ("none", "off", "") else name
+
     scoring = ScoringOptions(
         corenlp_dir=args.corenlp_dir,
-        bertscore_model=None if args.bertscore_model.lower() in none else args.bertscore_model,
+        bertscore_model=model(args.bertscore_model, None),
         bertscore_layers=args.bertscore_layers,
         bertscore_rescale=not args.no_rescale,
         recall_window=args.recall_window,
-        redundancy_model=None if (args.redundancy_model or "x").lower() in none else (args.redundancy_model or ""),
+        redundancy_model=model(args.redundancy_model, ""),  # "": the BERTScore model
     )
     export = [f for f in args.export.split(",") if f] if args.export else []
     request = EvaluateRequest(

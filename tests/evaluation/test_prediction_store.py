@@ -33,6 +33,9 @@ def test_rows_survive_a_reopen_and_a_cut_last_line_is_dropped(tmp_path: Path) ->
 def test_duplicates_and_incomplete_rows_are_refused(tmp_path: Path) -> None:
     store = PredictionStore(tmp_path, {"mode": "oracle"})
     store.append([_row("m1", 0)])
+    written = store.path.stat().st_mtime_ns
+    assert PredictionStore(tmp_path, {"mode": "oracle"}).done == {("m1", 0)}
+    assert store.path.stat().st_mtime_ns == written  # a complete file is read, not rewritten
     with pytest.raises(ValueError, match="already in"):
         store.append([_row("m1", 0, "Another.")])
     with pytest.raises(ValueError, match="without"):

@@ -39,3 +39,33 @@ def test_table_has_a_column_per_run_and_scales_scores() -> None:
     lines = table.splitlines()
     assert lines[0].split() == ["metric", "local", "oracle"]
     assert lines[2].split() == ["cider", "50.00", "125.00"] and lines[3].split() == ["name_acc", "25.00", "-"]
+
+
+def test_models_load_once_for_several_runs(monkeypatch) -> None:
+    import torch
+
+    import moviead.metrics.bertscore as bertscore
+    from moviead.evaluation.scoring import ScoringModels
+
+    loads = []
+
+    class FakeBertScore:  # F1 = 1 when the texts are equal, else 0.5
+        def __init__(self, *args, **kwargs) -> None:
+            loads.append(args)
+
+        def score(self, candidates, references):
+            f = torch.tensor([1.0 if c == r else 0.5 for c, r in zip(candidates, references)])
+            return f, f, f
+
+        def f1(self, candidates, references):
+            return self.score(candidates, references)[2]
+
+    monkeypatch.setattr(bertscore, "BertScore", FakeBertScore)
+    options = ScoringOptions(caption_metrics=(), bertscore_model="roberta-large", redundancy_model=None,
+                             recall_window=2, recall_ks=(1, 2))
+    models = ScoringModels(options)
+    first = score_predictions(ROWS, options, models)
+    second = score_predictions(ROWS[:2], options, models)
+    assert len(loads) == 1
+    assert first.scores["bertscore_f1"] == pytest.approx((0.5 + 0.5 + 0.5 + 1.0) / 4)
+    assert second.scores["bertscore_f1"] == pytest.approx(0.5)

@@ -19,6 +19,7 @@ the texts of a data set once so workers never load it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from moviead.data.tokenization import BUNDLED_BERT
+
+log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "moviead.sentence_features/1"
 PROGRESS_MIN = 256  # show a progress bar when encoding more texts than this
@@ -290,3 +293,23 @@ class SentenceFeatureBank:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+def encode_proposal_texts(bank: SentenceFeatureBank, dataset: Any, positions: Sequence[int] | None = None) -> int:
+    """Encode, once and in batches, the DSM proposal texts of ``dataset``'s items (all, or those at ``positions``)
+    that ``bank`` does not hold yet, so that collate functions only look features up. Ground-truth context only: in
+    recurrent mode the proposal holds predictions, which are encoded as they are made.
+
+    Args:
+        dataset: an :class:`~moviead.data.datasets.ADClipDataset` (its ``items`` and ``context``).
+
+    Returns:
+        how many texts were encoded.
+    """
+    items = dataset.items if positions is None else [dataset.items[i] for i in positions]
+    texts = {prop.feature_text for item in items for prop in dataset.context.build_proposal(item.record)}
+    missing = sorted(t for t in texts if t.strip() and t not in bank)
+    if missing:
+        log.info("encoding %d proposal sentences for the DSM", len(missing))
+        bank.precompute(missing)
+    return len(missing)

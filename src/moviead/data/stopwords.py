@@ -44,3 +44,12 @@ def surface_content_words(text: str) -> list[str]:
     ['attic', 'Tamsin', 'lantern', 'falls']
     """
     return [word for word in _WORD.findall(text) if word.lower() not in STOPWORDS]
+
+
+def content_words(text: str) -> list[str]:
+    """:func:`surface_content_words` lower-cased: the words that redundancy and repetition compare.
+
+    >>> content_words("In the attic, Tamsin's lantern falls.")
+    ['attic', 'tamsin', 'lantern', 'falls']
+    """
+    return [word.lower() for word in surface_content_words(text)]

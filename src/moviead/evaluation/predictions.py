@@ -76,11 +76,15 @@ class PredictionStore:
             raise ValueError(f"{self.path} holds duplicate (movie, index) rows; it was not written by this evaluator")
 
     def _load_complete_rows(self) -> list[dict[str, Any]]:
-        text = self.path.read_text(encoding="utf-8")
         rows = read_jsonl(self.path)
-        complete = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        if not text.endswith("\n") and text.strip():  # a row cut short by a kill: rewrite without it
-            _write_atomic(self.path, complete)
+        with open(self.path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            last = b"\n"
+            if size:
+                handle.seek(size - 1)
+                last = handle.read(1)
+        if last != b"\n":  # a row cut short by a kill: rewrite the file without it
+            _write_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             log.warning("%s: dropped an incomplete last row; it will be decoded again", self.path)
         if rows:
             log.info("resuming %s: %d predictions already done", self.path, len(rows))

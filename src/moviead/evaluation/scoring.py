@@ -75,31 +75,63 @@ def sorted_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(rows, key=lambda r: (first[str(r["movie"])], int(r["index"])))
 
 
-def _bertscore(options: ScoringOptions, report: EvaluationReport):  # -> BertScore | None
-    from moviead.metrics.bertscore import BertScore
+class ScoringModels:
+    """The BERTScore model and the redundancy word encoder that ``options`` names, each loaded once, on first use,
+    and kept: evaluating several modes (or runs) scores them all with one load. A model that cannot be loaded is
+    remembered as unavailable, with the reason."""
 
-    if not options.bertscore_model:
-        return None
-    path = local_model_path(options.bertscore_model)
-    layers = options.bertscore_layers
-    if layers is None and options.bertscore_model == MINILM:
-        layers = 4
-    try:
-        return BertScore(path, layers, rescale_with_baseline=options.bertscore_rescale)
-    except (FileNotFoundError, ValueError) as err:
-        for name in ("bertscore_f1", *(f"r@{k}/{options.recall_window}" for k in options.recall_ks)):
-            report.unavailable[name] = str(err)
-        return None
+    def __init__(self, options: ScoringOptions) -> None:
+        self.options = options
+        self._bertscore: Any = None
+        self._words: Any = None
+        self._tried: set[str] = set()
+        self.unavailable: dict[str, str] = {}
+
+    def bertscore(self):  # -> moviead.metrics.bertscore.BertScore | None
+        from moviead.metrics.bertscore import BertScore
+
+        o = self.options
+        if o.bertscore_model and "bertscore" not in self._tried:
+            self._tried.add("bertscore")
+            layers = 4 if o.bertscore_layers is None and o.bertscore_model == MINILM else o.bertscore_layers
+            try:
+                self._bertscore = BertScore(local_model_path(o.bertscore_model), layers,
+                                            rescale_with_baseline=o.bertscore_rescale)
+            except (FileNotFoundError, ValueError) as err:
+                for name in ("bertscore_f1", *(f"r@{k}/{o.recall_window}" for k in o.recall_ks)):
+                    self.unavailable[name] = str(err)
+        return self._bertscore
+
+    def word_encoder(self):  # -> moviead.metrics.redundancy.TransformerWordEncoder | None
+        from moviead.metrics.redundancy import TransformerWordEncoder
+
+        o = self.options
+        name = o.bertscore_model if o.redundancy_model == "" else o.redundancy_model
+        if name and "words" not in self._tried:
+            self._tried.add("words")
+            try:
+                self._words = TransformerWordEncoder(local_model_path(name))
+            except OSError as err:
+                self.unavailable["redundancy"] = (
+                    f"word-vector model {name!r} is not available locally ({type(err).__name__}); pass a local model "
+                    "folder (--redundancy-model PATH) or --redundancy-model none"
+                )
+        return self._words
 
 
-def score_predictions(rows: Sequence[Mapping[str, Any]], options: ScoringOptions | None = None) -> EvaluationReport:
+def score_predictions(
+    rows: Sequence[Mapping[str, Any]], options: ScoringOptions | None = None, models: ScoringModels | None = None
+) -> EvaluationReport:
     """Score prediction rows (``movie``, ``index``, ``gt``, ``pred``) of one run.
+
+    ``models``: loaded BERTScore / word-vector models to reuse (default: loaded here for ``options``).
 
     Returns:
         the report; keys ``bleu1``..``cider`` (and ``spice``), ``bertscore_p/_r/_f1``, ``r@k/N``, ``redundancy``,
         plus what ``options.extra`` returns.
     """
     options = options or ScoringOptions()
+    models = models or ScoringModels(options)
     rows = sorted_rows(rows)
     if not rows:
         raise ValueError("no predictions to score")
@@ -116,12 +148,19 @@ def score_predictions(rows: Sequence[Mapping[str, Any]], options: ScoringOptions
     repetition = repetition_rate((str(r["movie"]), int(r["index"]), str(r["pred"])) for r in rows)
     if not math.isnan(repetition):  # content words of AD i also in AD i-1 of the same movie (DistinctAD's concern)
         report.scores["repetition"] = repetition
-    scorer = _bertscore(options, report)
+    scorer = models.bertscore()
     if scorer is not None:
         p, r, f = scorer.score(outs, gts)
         report.scores.update(bertscore_p=p.mean().item(), bertscore_r=r.mean().item(), bertscore_f1=f.mean().item())
         report.scores.update(_recall_within_neighbours(rows, options, scorer))
-    _redundancy(gts, outs, options, report)
+    encoder = models.word_encoder()
+    if encoder is not None:
+        from moviead.metrics.redundancy import text_redundancy
+
+        value = text_redundancy(outs, gts, encoder, options.redundancy_theta)
+        if not math.isnan(value):
+            report.scores["redundancy"] = value
+    report.unavailable.update(models.unavailable)
     return report
 
 
@@ -135,25 +174,6 @@ def _recall_within_neighbours(rows: Sequence[Mapping[str, Any]], options: Scorin
         truth.setdefault(str(row["movie"]), []).append(str(row["gt"]))
     scores = recall_within_neighbours(generated, truth, options.recall_ks, options.recall_window, scorer)
     return {k: v for k, v in scores.items() if not math.isnan(v)}
-
-
-def _redundancy(gts: list[str], outs: list[str], options: ScoringOptions, report: EvaluationReport) -> None:
-    from moviead.metrics.redundancy import TransformerWordEncoder, text_redundancy
-
-    name = options.bertscore_model if options.redundancy_model == "" else options.redundancy_model
-    if not name:
-        return
-    try:
-        encoder = TransformerWordEncoder(local_model_path(name))
-    except OSError as err:
-        report.unavailable["redundancy"] = (
-            f"word-vector model {name!r} is not available locally ({type(err).__name__}); pass a local model folder "
-            "(--redundancy-model PATH) or --redundancy-model none"
-        )
-        return
-    value = text_redundancy(outs, gts, encoder, options.redundancy_theta)
-    if not math.isnan(value):
-        report.scores["redundancy"] = value
 
 
 PERCENT = ("bleu", "meteor", "rouge", "cider", "spice", "bertscore", "r@", "redundancy", "repetition", "_acc",

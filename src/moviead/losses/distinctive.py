@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from moviead.data.stopwords import surface_content_words
+from moviead.data.stopwords import content_words, surface_content_words
 
 
 def distinctive_words(text: str, context_texts: Iterable[str]) -> list[str]:
@@ -31,7 +31,7 @@ def distinctive_words(text: str, context_texts: Iterable[str]) -> list[str]:
     >>> distinctive_words("Tamsin opens the map in the attic.", ["In the attic, tamsin drops the clock."])
     ['opens', 'map']
     """
-    seen = {word.lower() for context in context_texts for word in surface_content_words(context)}
+    seen = {word for context in context_texts for word in content_words(context)}
     words: list[str] = []
     for word in surface_content_words(text):
         key = word.lower()

@@ -20,7 +20,6 @@ a transformer run on each word alone (:class:`TransformerWordEncoder`).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +28,7 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
-from moviead.data.stopwords import STOPWORDS
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased words of ``text`` that are not stopwords, in order, repeats kept."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+from moviead.data.stopwords import content_words
 
 
 class WordEncoder(Protocol):

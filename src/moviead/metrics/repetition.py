@@ -2,7 +2,7 @@
 
 For the predictions of ADs i-1 and i of one movie (consecutive indices), the pair's rate is the fraction of the
 content words of prediction i (every occurrence; lower-cased; stopwords removed:
-:func:`moviead.data.stopwords.surface_content_words`) whose lower-case form is among the content words of
+:func:`moviead.data.stopwords.content_words`) whose lower-case form is among the content words of
 prediction i-1. The corpus value is the mean over pairs (macro). Pairs are left out when prediction i has no
 content word or when AD i-1 was not predicted (a gap in the indices). Lower means less redundant narration
 (DistinctAD's motivation); ground-truth ADs have a rate of their own, which is the reference to compare with.
@@ -14,19 +14,15 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-from moviead.data.stopwords import surface_content_words
-
-
-def _words(text: str) -> list[str]:
-    return [word.lower() for word in surface_content_words(text)]
+from moviead.data.stopwords import content_words
 
 
 def pair_repetition(previous: str, current: str) -> float | None:
     """Fraction of ``current``'s content words (occurrences) found among ``previous``'s; None without any."""
-    words = _words(current)
+    words = content_words(current)
     if not words:
         return None
-    before = set(_words(previous))
+    before = set(content_words(previous))
     return sum(word in before for word in words) / len(words)
 
 

@@ -50,14 +50,15 @@ class FrozenEncoderCache:
 
     @staticmethod
     def key(frames: torch.Tensor, mask: torch.Tensor) -> bytes:
-        """Digest of one sample's real frames: (T, D) frames, (T,) mask."""
-        real = frames[mask.bool()].detach().to("cpu", torch.float32).contiguous()
+        """Digest of one sample's real frames: (T, D) CPU frames, (T,) mask."""
+        real = frames[mask.bool()].to(torch.float32).contiguous()
         return hashlib.blake2b(real.numpy().tobytes() + str(tuple(real.shape)).encode(), digest_size=16).digest()
 
     @torch.no_grad()
     def __call__(self, encode: Encoder, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``encode(frames, mask)`` (B, Q, E), computed only for the samples not cached yet."""
-        keys = [self.key(frames[i], mask[i]) for i in range(frames.shape[0])]
+        cpu_frames, cpu_mask = frames.detach().cpu(), mask.cpu()  # one device-to-host copy per batch
+        keys = [self.key(cpu_frames[i], cpu_mask[i]) for i in range(frames.shape[0])]
         todo = [i for i, k in enumerate(keys) if k not in self._store]
         fresh: dict[int, torch.Tensor] = {}
         if todo:
