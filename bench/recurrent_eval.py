@@ -1,6 +1,6 @@
 """Benchmark: recurrent evaluation throughput (ADs/s) with B = 1 and B = 8 movies per batch.
 
-The whole ``moviead evaluate --mode recurrent`` loop (:func:`moviead.stages.evaluation.decode_split`): frames read
+The whole ``moviead evaluate --mode recurrent`` loop (:func:`moviead.evaluation.decode.decode_split`): frames read
 from the h5 file, DSM proposals built from the model's own earlier predictions, their sentence features encoded by
 the MiniLM bank as they appear, greedy decoding with the KV cache, rows streamed to ``predictions.jsonl``. Data: a
 16-movie toy data set; the first ``--ads`` ADs of 8 training movies. Models: untrained Stage-II captioners (random
@@ -38,10 +38,10 @@ sys.path.insert(0, str(REPO))
 from moviead.config import ContextMode, load_config  # noqa: E402
 from moviead.data.sentence_features import SentenceFeatureBank  # noqa: E402
 from moviead.data.sources import load_split  # noqa: E402
-from moviead.data.toy import write_toy_dataset  # noqa: E402
-from moviead.data.toy_decoders import write_tiny_causal_lm  # noqa: E402
-from moviead.stages.captioning_build import load_captioner_checkpoint  # noqa: E402
-from moviead.stages.evaluation import DecodeSettings, decode_split  # noqa: E402
+from moviead.toy.generator import write_toy_dataset  # noqa: E402
+from moviead.toy.decoders import write_tiny_causal_lm  # noqa: E402
+from moviead.recipes.build import load_captioner_checkpoint  # noqa: E402
+from moviead.evaluation.decode import DecodeSettings, decode_split  # noqa: E402
 from tests.stages._stage2 import write_tiny_stage1_export, write_untrained_stage2_checkpoint  # noqa: E402
 
 CONFIGS = REPO / "configs"

@@ -20,7 +20,7 @@ def build_datamodule(cfg, tokenizer=None, **kwargs) -> ADDataModule:
     """The DataModule for ``cfg.dataset`` (``cfg`` is the ``data`` section of an experiment config); ``kwargs`` go to
     :class:`ADDataModule` (collate, with_proposal, sentence_bank, sentence_cache, context_provider,
     neighbour_clips)."""
-    from moviead.config import DatasetName
+    from moviead.data.records import DatasetName
 
     classes = {
         DatasetName.mad: MADDataModule,

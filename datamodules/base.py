@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from moviead.config import ContextMode, DatasetName
+from moviead.data.records import ContextMode, DatasetName
 from moviead.data.collate import ADCollator, ClipExample
 from moviead.data.context import ContextProvider
 from moviead.data.datasets import ADClipDataset

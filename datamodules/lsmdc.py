@@ -1,6 +1,6 @@
 """LSMDC (6-column TSVs per split, per-clip features keyed by clip id)."""
 
-from moviead.config import DatasetName
+from moviead.data.records import DatasetName
 from moviead.datamodules.base import ADDataModule
 
 

@@ -1,6 +1,6 @@
 """MAD-v2 (features h5 or npy folder, AD CSV / AutoAD pickle / MAD-v1 JSON, subtitles, split JSON)."""
 
-from moviead.config import DatasetName
+from moviead.data.records import DatasetName
 from moviead.datamodules.base import ADDataModule
 
 

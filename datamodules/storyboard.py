@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
-from moviead.config import DatasetName
+from moviead.data.records import DatasetName
 from moviead.data.records import StoryboardRecord
 from moviead.data.tokenization import Tokenizer
 from moviead.datamodules.base import ADDataModule

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moviead.config import DatasetName
-from moviead.data.toy import write_toy_dataset
+from moviead.data.records import DatasetName
+from moviead.toy.generator import write_toy_dataset
 from moviead.datamodules.base import ADDataModule
 
 

@@ -3,7 +3,7 @@
 The PME and (by default) the LM are frozen: their weights are not written into checkpoints, which hold only
 trainable parameters plus a ``moviead`` entry (the resolved config and the Stage-I export used), so a Stage-II
 checkpoint of OPT-2.7B stays small. Loading one therefore rebuilds the frozen parts from the config first
-(:func:`moviead.stages.captioning_build.load_captioner_checkpoint`).
+(:func:`moviead.recipes.build.load_captioner_checkpoint`).
 
 Validation: ``val/gen`` (and ``val/ccl``, ``val/dw``) on every batch; on the first ``val_generate_batches`` batches (a
 fixed subset, the loader is not shuffled) the model decodes, and ``val/cider`` (plus any ``extra_metrics``, such as the
@@ -24,44 +24,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from moviead.data.collate import BatchKey
-from moviead.generation import GenerationSettings
+from moviead.recipes.build import CHECKPOINT_KEY, model_batch
+from moviead.models.generation import GenerationSettings
 from moviead.metrics.captioning import caption_scores
-from moviead.models.captioner import ADCaptioner, CaptionBatch, CaptionLosses
+from moviead.models.captioner import ADCaptioner, CaptionLosses
 from moviead.plots import plot_dsm_heatmap, read_dsm_scores
 from moviead.stages.optim import build_optimizer
 from moviead.stages.tracking import log_image, log_validation_samples
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KEY = "moviead"
 
-
-def caption_batch(batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:
-    """The model tensors of a collated captioning batch."""
-    return CaptionBatch(
-        frames=batch[BatchKey.FRAMES],
-        frame_mask=batch[BatchKey.FRAME_MASK],
-        proposal_ad_ids=batch[BatchKey.PROPOSAL_AD_IDS],
-        proposal_ad_mask=batch[BatchKey.PROPOSAL_AD_MASK],
-        proposal_sub_ids=batch[BatchKey.PROPOSAL_SUB_IDS],
-        proposal_sub_mask=batch[BatchKey.PROPOSAL_SUB_MASK],
-        proposal_valid=batch[BatchKey.PROPOSAL_VALID],
-        proposal_features=batch.get(BatchKey.PROPOSAL_FEATURES),
-        target_ids=batch.get(BatchKey.TEXT_IDS) if with_target else None,
-        target_mask=batch.get(BatchKey.TEXT_MASK) if with_target else None,
-        neighbour_frames=batch.get(BatchKey.NEIGHBOUR_FRAMES),
-        neighbour_mask=batch.get(BatchKey.NEIGHBOUR_MASK),
-        distinct_targets=batch.get(BatchKey.DISTINCT_TARGETS) if with_target else None,
-    )
-
-
-
-def model_batch(captioner: Any, batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:
-    """:func:`caption_batch`, extended by the captioner's ``extend_batch(base, batch)`` when it reads more keys
-    (the FocusedAD captioner: its instruction and character regions)."""
-    base = caption_batch(batch, with_target)
-    extend = getattr(captioner, "extend_batch", None)
-    return base if extend is None else extend(base, batch)
 class CaptioningStage(L.LightningModule):
     """Thin Lightning wrapper of an :class:`ADCaptioner` (built and passed in).
 
@@ -175,7 +148,3 @@ class CaptioningStage(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))
 
-
-def resolved_config(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain containers (what a checkpoint stores)."""
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]

@@ -147,8 +147,9 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
 
     from moviead.config import DatasetName
     from moviead.metrics.toy import toy_slot_accuracy
-    from moviead.stages.captioning import CaptioningStage, resolved_config
-    from moviead.stages.captioning_build import build_captioner
+    from moviead.recipes.build import resolved_config
+    from moviead.stages.captioning import CaptioningStage
+    from moviead.recipes.build import build_captioner
 
     parts = build_captioner(cfg, run_folder(cfg))
     cap = cfg.captioning

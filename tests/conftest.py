@@ -26,7 +26,7 @@ CONFIGS = REPO / "configs"
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-movie toy data set (MAD-v2, LSMDC and Storyboard-v2 layouts) written once per session."""
-    from moviead.data.toy import write_toy_dataset
+    from moviead.toy.generator import write_toy_dataset
 
     root = tmp_path_factory.mktemp("toy")
     write_toy_dataset(root, movies=6, seed=0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from moviead.generation import (
+from moviead.models.generation import (
     GenerationSettings,
     apply_repetition_penalty,
     ban_repeated_ngrams,

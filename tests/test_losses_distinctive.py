@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from moviead.losses import distinctive_word_loss, distinctive_words
+from moviead.losses import distinctive_word_loss
+from moviead.wordlists import distinctive_words
 
 
 def test_distinctive_words_drop_stopwords_and_words_of_any_context_ad_whatever_their_case() -> None:

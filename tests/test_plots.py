@@ -101,7 +101,7 @@ def test_moviead_plot_draws_the_dsm_heatmap_from_npy(tmp_path: Path, capsys) -> 
 
 
 def test_the_evaluators_metrics_json_reads_as_its_scores(tmp_path: Path) -> None:
-    from moviead.stages.evaluation import write_metrics
+    from moviead.evaluation.decode import write_metrics
 
     path = write_metrics(tmp_path / "metrics.json", {"cider": 0.5, "bleu4": 0.1}, {"spice": "no jars"},
                          {"checkpoint": "c.ckpt", "split": "test", "data": "d", "mode": "oracle", "num_ads": 71})

@@ -31,7 +31,7 @@ def _split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_make_toy_data(args: argparse.Namespace) -> int:
-    from moviead.data.toy import write_toy_dataset
+    from moviead.toy.generator import write_toy_dataset
 
     began = time.perf_counter()
     info = write_toy_dataset(Path(args.out), movies=args.movies, seed=args.seed, feature_dim=args.dim)
@@ -81,7 +81,7 @@ def _print_val_samples(run_dir: Path, count: int = 6) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from moviead.checkpoints import UnsafeCheckpointError
-    from moviead.stages.captioning_build import Stage1CheckpointError
+    from moviead.recipes.build import Stage1CheckpointError
     from moviead.stages.train import train
 
     files, overrides = _split_config_args(args.config)
@@ -133,8 +133,8 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decode_settings(args: argparse.Namespace):  # -> moviead.stages.evaluation.DecodeSettings
-    from moviead.stages.evaluation import DecodeSettings
+def _decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.DecodeSettings
+    from moviead.evaluation.decode import DecodeSettings
 
     return DecodeSettings(num_beams=args.beams, batch_size=args.batch_size, batch_movies=args.batch_movies,
                           device=args.device, progress=not args.no_progress)
@@ -143,7 +143,7 @@ def _decode_settings(args: argparse.Namespace):  # -> moviead.stages.evaluation.
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from moviead.evaluation.predictions import ResumeMismatchError
     from moviead.evaluation.scoring import ScoringOptions
-    from moviead.stages.evaluate_commands import EvaluateRequest, evaluate
+    from moviead.evaluation.commands import EvaluateRequest, evaluate
 
     def model(name: str | None, default: str | None) -> str | None:
         """A model argument: unset → ``default``; ``none``/``off`` → None (skip the metric)."""
@@ -174,7 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from moviead.stages.evaluate_commands import DescribeRequest, describe
+    from moviead.evaluation.commands import DescribeRequest, describe
 
     request = DescribeRequest(
         features=args.features, movie=args.movie, checkpoint=args.checkpoint, out=args.out, subtitles=args.subtitles,

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from moviead.data.records import ContextMode, DatasetName, FrameMode, TextVariant  # noqa: F401 (re-exported)
 from moviead.models.configs import (
     CLIPAdaptationConfig,
     DecoderConfig,
@@ -27,41 +28,12 @@ from moviead.models.configs import (
 )
 
 
-class DatasetName(str, Enum):
-    mad = "mad"
-    lsmdc = "lsmdc"
-    storyboard = "storyboard"
-    toy = "toy"
-    tvad = "tvad"
-    cmdad = "cmdad"
-
-
-class ContextMode(str, Enum):
-    """Where context ADs come from: none (local), ground truth (oracle), the model's own outputs (recurrent)."""
-
-    local = "local"
-    oracle = "oracle"
-    recurrent = "recurrent"
-
-
-class FrameMode(str, Enum):
-    """``linspace``: ``num_frames`` evenly spaced frames (AutoAD); ``all``: every frame up to ``max_frames``."""
-
-    linspace = "linspace"
-    all = "all"
-
-
 class TaskName(str, Enum):
     """What ``moviead train`` trains."""
 
     pme_alignment = "pme_alignment"  # LoCo-MAD Stage-I
     clip_adaptation = "clip_adaptation"  # DistinctAD Stage-I
     captioning = "captioning"  # Stage-II: visual-prefix decoder (+ DSM for LoCo-MAD)
-
-
-class TextVariant(str, Enum):
-    named = "named"
-    unnamed = "unnamed"
 
 
 @dataclass

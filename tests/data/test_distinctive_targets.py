@@ -14,7 +14,7 @@ from moviead.data.collate import BatchKey, ClipExample
 from moviead.data.context import ADContext, ContextItem, ProposalItem
 from moviead.data.distinctive_targets import DistinctiveWordTargets, is_byte_level
 from moviead.data.records import ADRecord
-from moviead.data.toy_tokenizers import write_toy_bpe_tokenizer
+from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 
 CORPUS = ["Tamsin opens the map in the attic.", "In the garden, Arlo drops the clock.", "Tamsin, over here!",
           "Someone hides the letter.", "Arlo hides the map in the garden."]  # fmt: skip

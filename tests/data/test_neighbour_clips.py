@@ -10,7 +10,7 @@ import torch
 from moviead.data.captioning_collate import CaptioningCollator
 from moviead.data.collate import BatchKey
 from moviead.data.sources import load_split, make_dataset
-from moviead.data.toy_tokenizers import write_toy_bpe_tokenizer
+from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 
 
 @pytest.fixture(scope="module")

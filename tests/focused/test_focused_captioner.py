@@ -11,8 +11,8 @@ import torch
 from moviead.datamodules import build_datamodule
 from moviead.focused.captioner import FocusedCaptionBatch, FocusedCaptioner
 from moviead.models.decoder import IGNORE_INDEX
-from moviead.stages.captioning import model_batch
-from moviead.stages.captioning_build import build_captioner, load_captioner_checkpoint
+from moviead.recipes.build import model_batch
+from moviead.recipes.build import build_captioner, load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.focused._focused_setup import focused_cfg
 

@@ -13,7 +13,7 @@ from moviead.data.collate import BatchKey
 from moviead.datamodules import StoryboardDataModule, build_datamodule
 from moviead.focused.data import FocusedBatchKey as K
 from moviead.focused.templates import REGION, dynamic_instruction
-from moviead.stages.captioning_build import build_captioner
+from moviead.recipes.build import build_captioner
 from tests.focused._focused_setup import focused_cfg, write_patch_features
 
 

@@ -10,8 +10,8 @@ import torch
 
 from moviead.datamodules import build_datamodule
 from moviead.metrics.toy import toy_slot_accuracy
-from moviead.stages.captioning import model_batch
-from moviead.stages.captioning_build import load_captioner_checkpoint
+from moviead.recipes.build import model_batch
+from moviead.recipes.build import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.focused._focused_setup import focused_cfg
 
@@ -19,7 +19,7 @@ from tests.focused._focused_setup import focused_cfg
 @pytest.fixture(scope="module")
 def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default 12-movie toy data (`moviead make-toy-data`): 9 training and 3 held-out movies."""
-    from moviead.data.toy import write_toy_dataset
+    from moviead.toy.generator import write_toy_dataset
 
     root = tmp_path_factory.mktemp("toy12")
     write_toy_dataset(root, movies=12, seed=0)

@@ -37,8 +37,8 @@ def stage2_cfg(toy_root: Path, stage1: Path, run_root: Path, *overrides: str) ->
 def write_untrained_stage2_checkpoint(cfg: DictConfig, path: Path) -> Path:
     """A Stage-II checkpoint of ``cfg``'s captioner with its initial (seed 0) weights, as ``moviead train`` writes it:
     trainable weights under ``captioner.`` and the ``moviead`` entry. Evaluation tests need a model, not a good one."""
-    from moviead.stages.captioning import CHECKPOINT_KEY, resolved_config
-    from moviead.stages.captioning_build import build_captioner
+    from moviead.recipes.build import CHECKPOINT_KEY, resolved_config
+    from moviead.recipes.build import build_captioner
 
     torch.manual_seed(0)
     parts = build_captioner(cfg, path.parent)

@@ -9,8 +9,8 @@ import torch
 
 from moviead.datamodules import build_datamodule
 from moviead.metrics.captioning import caption_scores
-from moviead.stages.captioning import caption_batch
-from moviead.stages.captioning_build import build_captioner
+from moviead.recipes.build import caption_batch
+from moviead.recipes.build import build_captioner
 from moviead.stages.train import train
 from tests.stages._stage2 import stage2_cfg
 
@@ -35,7 +35,7 @@ def _val_cider(parts, cfg) -> float:
 @pytest.fixture(scope="module")
 def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default 12-movie toy data (the 6-movie session set is too small to learn the grammar in a few epochs)."""
-    from moviead.data.toy import write_toy_dataset
+    from moviead.toy.generator import write_toy_dataset
 
     root = tmp_path_factory.mktemp("toy12")
     write_toy_dataset(root, movies=12, seed=0)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from moviead.stages.captioning import caption_batch
-from moviead.stages.captioning_build import Stage1CheckpointError, build_captioner, load_captioner_checkpoint
+from moviead.recipes.build import caption_batch
+from moviead.recipes.build import Stage1CheckpointError, build_captioner, load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._stage2 import stage2_cfg as _cfg
 

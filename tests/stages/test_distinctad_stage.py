@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from moviead.datamodules import build_datamodule
-from moviead.stages.captioning import caption_batch
-from moviead.stages.captioning_build import build_captioner, load_captioner_checkpoint
+from moviead.recipes.build import caption_batch
+from moviead.recipes.build import build_captioner, load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._distinctad import distinctad_cfg
 

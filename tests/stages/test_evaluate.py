@@ -16,8 +16,8 @@ import pytest
 from moviead.cli import main
 from moviead.config import ContextMode
 from moviead.data.sources import load_split
-from moviead.stages.captioning_build import load_captioner_checkpoint
-from moviead.stages.evaluation import DecodeSettings, decode_split
+from moviead.recipes.build import load_captioner_checkpoint
+from moviead.evaluation.decode import DecodeSettings, decode_split
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from moviead.config import ContextMode
+from moviead.data.records import ContextMode
 from moviead.data.records import ADRecord, MovieAnnotations, SubtitleRecord
 
 MAX_SUBTITLE_SECONDS = 60.0  # no subtitle lasts longer; bounds the backward search for intervening lines

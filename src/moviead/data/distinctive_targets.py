@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from moviead.losses.distinctive import distinctive_words
+from moviead.wordlists import distinctive_words
 
 
 def is_byte_level(tokenizer: Any) -> bool:

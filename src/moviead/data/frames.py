@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moviead.config import FrameMode
+from moviead.data.records import FrameMode
 
 TIME_EPSILON = 1e-6  # frames; absorbs float error of times computed as sums (a 1e-6-frame overlap is no overlap)
 

@@ -8,6 +8,37 @@ TV-AD and CMD-AD.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
+
+
+class DatasetName(str, Enum):
+    mad = "mad"
+    lsmdc = "lsmdc"
+    storyboard = "storyboard"
+    toy = "toy"
+    tvad = "tvad"
+    cmdad = "cmdad"
+
+
+class ContextMode(str, Enum):
+    """Where context ADs come from: none (local), ground truth (oracle), the model's own outputs (recurrent)."""
+
+    local = "local"
+    oracle = "oracle"
+    recurrent = "recurrent"
+
+
+class FrameMode(str, Enum):
+    """``linspace``: ``num_frames`` evenly spaced frames (AutoAD); ``all``: every frame up to ``max_frames``."""
+
+    linspace = "linspace"
+    all = "all"
+
+
+class TextVariant(str, Enum):
+    named = "named"
+    unnamed = "unnamed"
+
 
 
 @dataclass(frozen=True)

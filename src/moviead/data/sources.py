@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from moviead.config import DatasetName, FrameMode, TextVariant
+from moviead.data.records import DatasetName, FrameMode, TextVariant
 from moviead.data.context import ContextBuilder
 from moviead.data.datasets import ADClipDataset, ClipItem
 from moviead.data.errors import DataFormatError

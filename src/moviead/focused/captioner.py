@@ -21,7 +21,7 @@ from torch import nn
 from moviead.focused.character_tokens import CharacterTokenEncoder
 from moviead.focused.data import FocusedBatchKey
 from moviead.focused.prompt import FocusedPrompt, assemble_focused
-from moviead.generation import GenerationSettings, generate
+from moviead.models.generation import GenerationSettings, generate
 from moviead.models.captioner import ADCaptioner, CaptionBatch, CaptionLosses
 from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
 from moviead.models.qformer import PretrainedMovieEncoder

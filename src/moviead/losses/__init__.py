@@ -18,4 +18,4 @@ from moviead.losses.alignment import (  # noqa: F401
     vtm_loss,
 )
 from moviead.losses.contextual import contextual_contrastive_loss  # noqa: F401
-from moviead.losses.distinctive import distinctive_word_loss, distinctive_words  # noqa: F401
+from moviead.losses.distinctive import distinctive_word_loss  # noqa: F401

@@ -17,28 +17,8 @@ every token down.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 import torch.nn.functional as F
-
-from moviead.data.stopwords import content_words, surface_content_words
-
-
-def distinctive_words(text: str, context_texts: Iterable[str]) -> list[str]:
-    """D of ``text``: its content words whose lower-case form is in no context text; unique, in order of first use.
-
-    >>> distinctive_words("Tamsin opens the map in the attic.", ["In the attic, tamsin drops the clock."])
-    ['opens', 'map']
-    """
-    seen = {word for context in context_texts for word in content_words(context)}
-    words: list[str] = []
-    for word in surface_content_words(text):
-        key = word.lower()
-        if key not in seen:
-            seen.add(key)
-            words.append(word)
-    return words
 
 
 def distinctive_word_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ of the ground-truth content words is below θ (0.5): max_g cos(v_w, v_g) < θ. R
 lower is better. Choices this module makes where the paper is silent:
 
 - content words: lower-cased runs of letters/digits (``[a-z0-9]+``; "Margo's" -> "margo", "s") minus
-  :data:`moviead.data.stopwords.STOPWORDS`; every occurrence counts;
+  :data:`moviead.wordlists.STOPWORDS`; every occurrence counts;
 - a prediction word spelled like a ground-truth word has similarity 1, so words without a vector (names, typos)
   still match themselves; otherwise a missing vector is all zeros, similarity 0;
 - an empty ground truth makes every prediction word redundant; a prediction without content words has no ratio;
@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
-from moviead.data.stopwords import content_words
+from moviead.wordlists import content_words
 
 
 class WordEncoder(Protocol):

@@ -2,7 +2,7 @@
 
 For the predictions of ADs i-1 and i of one movie (consecutive indices), the pair's rate is the fraction of the
 content words of prediction i (every occurrence; lower-cased; stopwords removed:
-:func:`moviead.data.stopwords.content_words`) whose lower-case form is among the content words of
+:func:`moviead.wordlists.content_words`) whose lower-case form is among the content words of
 prediction i-1. The corpus value is the mean over pairs (macro). Pairs are left out when prediction i has no
 content word or when AD i-1 was not predicted (a gap in the indices). Lower means less redundant narration
 (DistinctAD's motivation); ground-truth ADs have a rate of their own, which is the reference to compare with.
@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-from moviead.data.stopwords import content_words
+from moviead.wordlists import content_words
 
 
 def pair_repetition(previous: str, current: str) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from moviead.data.toy_grammar import parse_toy_sentence
+from moviead.toy.grammar import parse_toy_sentence
 
 
 def toy_slot_accuracy(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moviead.generation import GenerationSettings, generate
+from moviead.models.generation import GenerationSettings, generate
 from moviead.losses.distinctive import distinctive_word_loss
 from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
 from moviead.models.dsm import DynamicSelectionModule

@@ -25,7 +25,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from moviead.data.stopwords import STOPWORDS
+from moviead.wordlists import STOPWORDS
 from moviead.losses import clip_adaptation_loss
 from moviead.models.configs import CLIPAdaptationConfig
 

@@ -1,7 +1,7 @@
 """Deterministic toy data in the real on-disk formats (SPEC §3.3): MAD-v2, LSMDC and Storyboard-v2.
 
 All three data sets are views of the same synthetic movies. A movie has 3-4 characters; each has a
-movie-specific **name** (from :data:`~moviead.data.toy_grammar.NAMES`) and an **appearance slot** (0-3) whose
+movie-specific **name** (from :data:`~moviead.toy.grammar.NAMES`) and an **appearance slot** (0-3) whose
 visual concept is shared across movies, so the name cannot be read from the frames of a clip: only the
 subtitles ("Tamsin, over here!") and earlier ADs reveal which name goes with which look. The timeline is::
 
@@ -9,7 +9,7 @@ subtitles ("Tamsin, over here!") and earlier ADs reveal which name goes with whi
 
 with 30-50 ADs of 2-6 s per movie, grouped into scenes of 3-6 consecutive ADs that share a place. One line of
 the subtitles before an AD names that AD's character with probability 0.9; the others name another
-character (p 0.3) or no one (:func:`~moviead.data.toy_grammar.plan_movie`).
+character (p 0.3) or no one (:func:`~moviead.toy.grammar.plan_movie`).
 
 Frame features (T, D) at ``fps``, T = ceil(duration * fps), are, before L2 normalisation per frame:
 
@@ -53,9 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from moviead.data import toy_grammar as g
-from moviead.data.toy_decoders import write_tiny_causal_lm
-from moviead.data.toy_tokenizers import write_bert_wordpiece, write_toy_bpe_tokenizer
+from moviead.toy import grammar as g
+from moviead.toy.decoders import write_tiny_causal_lm
+from moviead.toy.tokenizers import write_bert_wordpiece, write_toy_bpe_tokenizer
 
 _CONCEPTS, _FEATURES, _LSMDC, _STORYBOARD = 0, 2, 3, 4  # independent random streams (1: toy_grammar)
 WEIGHTS = {"slot": 1.0, "action": 1.0, "object": 1.0, "place": 0.8, "dialogue": 1.5, "clip_mean": 1.5,

@@ -1,6 +1,7 @@
-"""English stopwords: function words that carry no visual content.
+"""Word lists and word-level text rules, a leaf module (it imports nothing of moviead): English stopwords, the
+content words of a text, and DistinctAD's distinctive words D.
 
-Used to mask words out of the frame-word matching of the CLIP adaptation (SPEC §4.2) and, in Stage-II, to
+Stopwords are function words that carry no visual content. Used to mask words out of the frame-word matching of the CLIP adaptation (SPEC §4.2) and, in Stage-II, to
 keep only content words for the distinctive-word loss (SPEC §5.3).
 
 Source: written for this project (no copied list): the closed-class words of English — articles,
@@ -13,6 +14,7 @@ words (verbs of action, nouns, adjectives, numerals) are deliberately absent. Al
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -53,3 +55,19 @@ def content_words(text: str) -> list[str]:
     ['attic', 'tamsin', 'lantern', 'falls']
     """
     return [word.lower() for word in surface_content_words(text)]
+
+
+def distinctive_words(text: str, context_texts: Iterable[str]) -> list[str]:
+    """D of ``text``: its content words whose lower-case form is in no context text; unique, in order of first use.
+
+    >>> distinctive_words("Tamsin opens the map in the attic.", ["In the attic, tamsin drops the clock."])
+    ['opens', 'map']
+    """
+    seen = {word for context in context_texts for word in content_words(context)}
+    words: list[str] = []
+    for word in surface_content_words(text):
+        key = word.lower()
+        if key not in seen:
+            seen.add(key)
+            words.append(word)
+    return words

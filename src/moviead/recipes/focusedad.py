@@ -1,7 +1,7 @@
 """Build the FocusedAD Stage-II captioner (``captioning.focused.enabled``) and what its data layer needs.
 
 The tokenizer, LM, decoder (no fixed instruction) and optional frozen PME come from
-:func:`~moviead.stages.captioning_build.build_captioner` with ``focused`` off; this module wraps that decoder in a
+:func:`~moviead.recipes.build.build_captioner` with ``focused`` off; this module wraps that decoder in a
 :class:`~moviead.focused.captioner.FocusedCaptioner` and gives the DataModule a
 :class:`~moviead.focused.data.FocusedCollator` (names from the best-query bank or the detections) and, in box mode,
 the patch features. Everything missing or contradictory fails here, before training, saying what to set.
@@ -22,7 +22,7 @@ from moviead.data.formats.storyboard import read_best_query_bank
 from moviead.focused.captioner import CHARACTER_TOKEN_SOURCES, FocusedCaptioner
 from moviead.focused.data import FocusedCollator, InstructionSettings
 from moviead.focused.templates import NAME_MODES
-from moviead.stages.captioning_build import CaptionerParts, build_captioner
+from moviead.recipes.build import CaptionerParts, build_captioner
 
 
 @dataclass

@@ -25,8 +25,8 @@ from moviead.data.sources import SplitData, load_split
 from moviead.evaluation.gaps import dialogue_gaps, fixed_windows
 from moviead.evaluation.scoring import ScoringModels, ScoringOptions, format_table, score_predictions
 from moviead.export import cues_from_rows, write_jsonl, write_movie_subtitles
-from moviead.stages.captioning_build import load_captioner_checkpoint
-from moviead.stages.evaluation import DecodeSettings, decode_split, write_metrics
+from moviead.recipes.build import load_captioner_checkpoint
+from moviead.evaluation.decode import DecodeSettings, decode_split, write_metrics
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from moviead.data.sources import SplitData, make_dataset
 from moviead.evaluation.predictions import PredictionStore
 from moviead.evaluation.schedule import fixed_batches, recurrent_batches
 from moviead.focused.data import read_storyboard_records, storyboard_examples
-from moviead.stages.captioning import model_batch
-from moviead.stages.captioning_build import CaptionerParts
+from moviead.recipes.build import model_batch
+from moviead.recipes.build import CaptionerParts
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
-from moviead.data.toy import write_toy_dataset
-from moviead.data.toy_grammar import ACTIONS, NAMES, parse_toy_sentence
+from moviead.toy.generator import write_toy_dataset
+from moviead.toy.grammar import ACTIONS, NAMES, parse_toy_sentence
 
 MOVIES = 6
 FPS = 5.0

@@ -7,7 +7,7 @@ Every word list here is our own. An AD is one of two templates over (name, actio
 
 Subtitles are dialogue lines that either address a character by name ("Tamsin, over here!") or name no one.
 :func:`parse_toy_sentence` inverts :func:`ad_sentence`, so later stages can score names, actions and objects.
-:func:`plan_movie` lays out one movie's characters, ADs and subtitles; :mod:`moviead.data.toy` renders features
+:func:`plan_movie` lays out one movie's characters, ADs and subtitles; :mod:`moviead.toy.generator` renders features
 and writes the files.
 """
 
@@ -195,7 +195,7 @@ class ToyMovie:
 
 
 def plan_movie(seed: int, index: int) -> ToyMovie:
-    """Characters, ADs and subtitles of movie ``index``; timeline in :mod:`moviead.data.toy`."""
+    """Characters, ADs and subtitles of movie ``index``; timeline in :mod:`moviead.toy.generator`."""
     rng = seeded_rng(seed, PLAN_STREAM, index)
     n_chars = int(rng.integers(3, 5))
     names = [NAMES[i] for i in rng.choice(len(NAMES), size=n_chars, replace=False)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from moviead.data import toy_grammar as g
+from moviead.toy import grammar as g
 from moviead.data.prompt_tokens import (
     PROMPT_SPECIAL_TOKENS,
     add_prompt_special_tokens,
@@ -17,8 +17,8 @@ from moviead.data.prompt_tokens import (
     prompt_and_instruction_ids,
     stop_token_ids,
 )
-from moviead.data.toy_decoders import FAMILIES, write_tiny_causal_lm
-from moviead.data.toy_tokenizers import write_toy_bpe_tokenizer
+from moviead.toy.decoders import FAMILIES, write_tiny_causal_lm
+from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 
 
 def _corpus() -> tuple[list[str], list[str], list[str]]:

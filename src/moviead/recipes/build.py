@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from moviead.checkpoints import load_checkpoint_safely
 from moviead.config import VisualSource, merge_config_layers
 from moviead.data.captioning_collate import CaptioningCollator
+from moviead.data.collate import BatchKey
 from moviead.data.distinctive_targets import DistinctiveWordTargets
 from moviead.data.prompt_tokens import (
     add_prompt_special_tokens,
@@ -26,12 +27,14 @@ from moviead.data.prompt_tokens import (
     stop_token_ids,
 )
 from moviead.data.tokenization import load_hf_tokenizer
-from moviead.generation import GenerationSettings
-from moviead.models.captioner import ADCaptioner
+from moviead.models.generation import GenerationSettings
+from moviead.models.captioner import ADCaptioner, CaptionBatch
 from moviead.models.decoder import VisualPrefixDecoder, load_causal_lm
 from moviead.models.lavis_convert import load_pme
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "moviead"  # the entry of a Stage-II checkpoint that holds its config and Stage-I export
 
 
 class Stage1CheckpointError(ValueError):
@@ -177,7 +180,7 @@ def build_captioner(cfg: DictConfig, run_dir: Path | None = None) -> CaptionerPa
     """Tokenizer (with the six prompt tokens), LM, frozen PME, DSM, DistinctAD parts, decoder of ``cfg.captioning``."""
     cap = cfg.captioning
     if cap.focused.enabled:  # FocusedAD wraps this decoder in its own captioner
-        from moviead.stages.captioning_focused import build_focused_captioner
+        from moviead.recipes.focusedad import build_focused_captioner
 
         return build_focused_captioner(cfg, run_dir)
     dec = cap.decoder
@@ -264,3 +267,35 @@ def load_captioner_checkpoint(
 
 
 ExtraMetrics = Callable[[list[str], list[str]], dict[str, float]]
+
+def caption_batch(batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:
+    """The model tensors of a collated captioning batch."""
+    return CaptionBatch(
+        frames=batch[BatchKey.FRAMES],
+        frame_mask=batch[BatchKey.FRAME_MASK],
+        proposal_ad_ids=batch[BatchKey.PROPOSAL_AD_IDS],
+        proposal_ad_mask=batch[BatchKey.PROPOSAL_AD_MASK],
+        proposal_sub_ids=batch[BatchKey.PROPOSAL_SUB_IDS],
+        proposal_sub_mask=batch[BatchKey.PROPOSAL_SUB_MASK],
+        proposal_valid=batch[BatchKey.PROPOSAL_VALID],
+        proposal_features=batch.get(BatchKey.PROPOSAL_FEATURES),
+        target_ids=batch.get(BatchKey.TEXT_IDS) if with_target else None,
+        target_mask=batch.get(BatchKey.TEXT_MASK) if with_target else None,
+        neighbour_frames=batch.get(BatchKey.NEIGHBOUR_FRAMES),
+        neighbour_mask=batch.get(BatchKey.NEIGHBOUR_MASK),
+        distinct_targets=batch.get(BatchKey.DISTINCT_TARGETS) if with_target else None,
+    )
+
+
+
+def model_batch(captioner: Any, batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:
+    """:func:`caption_batch`, extended by the captioner's ``extend_batch(base, batch)`` when it reads more keys
+    (the FocusedAD captioner: its instruction and character regions)."""
+    base = caption_batch(batch, with_target)
+    extend = getattr(captioner, "extend_batch", None)
+    return base if extend is None else extend(base, batch)
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain containers (what a checkpoint stores)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
