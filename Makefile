@@ -14,6 +14,9 @@ DATA ?=
 CONFIG ?=
 TOY ?= data/toy
 PYTEST_WORKERS ?= 2
+# `make install` installs with uv (bootstrapped into .venv with pip, handed pip's indexes/find-links/constraints by
+# scripts/install.py); it falls back to pip when uv cannot be had or fails. INSTALLER=pip skips uv.
+INSTALLER ?= uv
 
 STAGE1_CONFIG ?= configs/stage1/pme.yaml
 STAGE2_CONFIG ?= configs/stage2/loco_mad.yaml
@@ -32,9 +35,8 @@ help:  ## list the targets
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-install: $(PY)  ## create .venv and install moviead with its dev extra (one pip command, torch pinned)
-	set -o pipefail; $(PY) -m pip install --no-cache-dir --no-compile --disable-pip-version-check -q \
-		torch==2.14.1 torchvision==0.29.1 -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+install: $(PY)  ## create .venv, install moviead + dev extra with uv (torch pinned; INSTALLER=pip: with pip only)
+	$(PY) scripts/install.py --installer $(INSTALLER) -- torch==2.14.1 torchvision==0.29.1 -e '.[dev]'
 	@$(PY) -c "import torch, moviead; print(f'moviead {moviead.__version__} on torch {torch.__version__}')"
 
 test:  ## run the fast test suite offline (not the tests marked slow)

@@ -87,9 +87,9 @@ def measure(root: Path, clips: int, workers: int, batch_size: int) -> dict:
             "data.mad.annotations_unnamed=null",
             "data.mad.subtitles=null",
             "data.mad.split=split.json",
-            f"data.num_workers={workers}",
-            f"data.batch_size={batch_size}",
-            "data.frames.num_frames=8",
+            f"loader.num_workers={workers}",
+            f"loader.batch_size={batch_size}",
+            "loader.frames.num_frames=8",
         ]
     ).data
     with PeakRSS() as rss:

@@ -36,12 +36,11 @@ WORK = REPO / "bench" / ".work" / "recurrent_eval"
 sys.path.insert(0, str(REPO))
 
 from moviead.config import ContextMode, load_config  # noqa: E402
-from moviead.data.sentence_features import SentenceFeatureBank  # noqa: E402
 from moviead.data.sources import load_split  # noqa: E402
-from moviead.toy.generator import write_toy_dataset  # noqa: E402
-from moviead.toy.decoders import write_tiny_causal_lm  # noqa: E402
-from moviead.recipes.build import load_captioner_checkpoint  # noqa: E402
 from moviead.evaluation.decode import DecodeSettings, decode_split  # noqa: E402
+from moviead.recipes.checkpoint import load_captioner_checkpoint
+from moviead.toy.decoders import write_tiny_causal_lm  # noqa: E402
+from moviead.toy.generator import write_toy_dataset  # noqa: E402
 from tests.stages._stage2 import write_tiny_stage1_export, write_untrained_stage2_checkpoint  # noqa: E402
 
 CONFIGS = REPO / "configs"
@@ -73,9 +72,8 @@ def setup(size: str, max_new_tokens: int) -> Path:
 def timed_run(checkpoint: Path, batch_movies: int, movies: int, ads: int, out: Path) -> tuple[float, int]:
     """Seconds and ADs of one recurrent decoding of the first ``ads`` ADs of ``movies`` training movies."""
     parts, cfg = load_captioner_checkpoint(checkpoint)
-    bank = SentenceFeatureBank(cfg.captioning.dsm.sentence_encoder)
-    bank.precompute(["warm the encoder up."])  # load the encoder outside the timing
-    parts.sentence_bank = bank
+    if parts.data.sentence_bank is not None:
+        parts.data.sentence_bank.precompute(["warm the encoder up."])  # load the encoder outside the timing
     data = load_split(cfg.data, "train")
     keep = list(data.movies)[:movies]
     data = replace(data, movies={m: data.movies[m] for m in keep},

@@ -34,8 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage1_step import PeakRSS  # noqa: E402
 
-from moviead.models.generation import GenerationSettings, generate  # noqa: E402
 from moviead.models.decoder import VisualPrefixDecoder  # noqa: E402
+from moviead.models.generation import GenerationSettings, generate  # noqa: E402
 
 BATCH, QUERIES, VISUAL_DIM, ITEMS, AD_LEN, SUB_LEN, TARGET_LEN, NEW_TOKENS = 8, 32, 768, 3, 16, 24, 20, 36
 SIZES: dict[str, dict[str, Any]] = {

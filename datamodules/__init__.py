@@ -1,5 +1,11 @@
 """LightningDataModules for MAD-v2, LSMDC, Storyboard-v2 and the toy data (installed as moviead.datamodules)."""
 
+from typing import Any
+
+from omegaconf import DictConfig
+
+from moviead.data.records import DatasetName
+from moviead.data.requirements import DataRequirements
 from moviead.datamodules.base import ADDataModule
 from moviead.datamodules.lsmdc import LSMDCDataModule
 from moviead.datamodules.mad import MADDataModule
@@ -16,19 +22,24 @@ __all__ = [
 ]
 
 
-def build_datamodule(cfg, tokenizer=None, **kwargs) -> ADDataModule:
-    """The DataModule for ``cfg.dataset`` (``cfg`` is the ``data`` section of an experiment config); ``kwargs`` go to
-    :class:`ADDataModule` (collate, with_proposal, sentence_bank, sentence_cache, context_provider,
-    neighbour_clips)."""
-    from moviead.data.records import DatasetName
-
+def build_datamodule(
+    cfg: DictConfig,
+    tokenizer: Any = None,
+    needs: DataRequirements | None = None,
+    collate: Any = None,
+    context_provider: Any = None,
+) -> ADDataModule:
+    """The DataModule for ``cfg.data.dataset`` (``cfg``: a whole experiment config; its ``data``, ``loader`` and
+    ``seed`` are read), serving what ``needs`` (a recipe's :class:`DataRequirements`) asks for, collated by
+    ``collate`` (default: the plain :class:`~moviead.data.collate.ADCollator` with ``tokenizer``)."""
     classes = {
         DatasetName.mad: MADDataModule,
         DatasetName.toy: ToyDataModule,
         DatasetName.lsmdc: LSMDCDataModule,
         DatasetName.storyboard: StoryboardDataModule,
     }
-    dataset = DatasetName(cfg.dataset)
+    dataset = DatasetName(cfg.data.dataset)
     if dataset not in classes:
         raise ValueError(f"no DataModule for dataset {dataset.value!r}; choose one of {[d.value for d in classes]}")
-    return classes[dataset](cfg, tokenizer=tokenizer, **kwargs)
+    return classes[dataset](cfg.data, cfg.loader, tokenizer=tokenizer, needs=needs or DataRequirements(),
+                            collate=collate, context_provider=context_provider, seed=int(cfg.seed))

@@ -7,7 +7,6 @@ lengths is closed before workers start, and each store reopens its file in the p
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
@@ -15,10 +14,11 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from moviead.data.records import ContextMode, DatasetName
 from moviead.data.collate import ADCollator, ClipExample
 from moviead.data.context import ContextProvider
 from moviead.data.datasets import ADClipDataset
+from moviead.data.records import ContextMode, DatasetName
+from moviead.data.requirements import DataRequirements
 from moviead.data.resumable_sampler import ResumableShuffleSampler
 from moviead.data.sentence_features import encode_proposal_texts
 from moviead.data.sources import SplitData, load_split, make_dataset
@@ -31,45 +31,41 @@ class ADDataModule(L.LightningDataModule):
     """Batches of AD clips for one data set.
 
     Args:
-        cfg: the ``data`` section of an experiment config (:class:`moviead.config.DataConfig`).
-        tokenizer: tokenises AD and context text in the collate function; None gives frames and meta only.
+        data: the ``data`` section of an experiment config (:class:`moviead.config.DataConfig`): the data set alone.
+        loader: the ``loader`` section (frames per clip, batch sizes, workers, Stage-I text limits).
+        tokenizer: tokenises AD and context text in the default collate function; None gives frames and meta only.
+        needs: what the recipe needs each example to carry (context, proposal, neighbouring clips, sentence bank,
+            Storyboard records): :class:`~moviead.data.requirements.DataRequirements`. With a sentence bank, ``setup``
+            encodes every ground-truth proposal text of the splits once, in the main process, so DataLoader workers
+            only look features up; then the bank is saved to ``needs.sentence_cache`` when given.
+        collate: replaces the default :class:`ADCollator` (Stage-II: the recipe's collator).
         context_provider: the model's own predictions for recurrent context (set by the evaluator).
-        collate: replaces the default :class:`ADCollator` (Stage-II: a ``CaptioningCollator``).
-        with_proposal: examples carry the DSM context proposal (Stage-II).
-        sentence_bank: the DSM's sentence-feature bank: in ``setup`` it encodes every ground-truth proposal text
-            of the splits once, in the main process, so DataLoader workers only look features up; then it is
-            saved to ``sentence_cache`` when given (reruns load it instead of encoding again).
         seed: the training order of epoch ``e`` is a permutation drawn from ``seed + e``
             (:class:`ResumableShuffleSampler`); :meth:`resume_at` starts it part-way. Loaders draw their worker
             seeds from their own generator, never from torch's global RNG.
-        neighbour_clips: examples carry the frames of this many previous clips of the same movie (DistinctAD).
     """
 
     dataset_names: tuple[DatasetName, ...] = ()
 
     def __init__(
         self,
-        cfg: DictConfig,
+        data: DictConfig,
+        loader: DictConfig,
         tokenizer: Tokenizer | None = None,
-        context_provider: ContextProvider | None = None,
+        needs: DataRequirements = DataRequirements(),
         collate: Callable[[Sequence[ClipExample]], dict[str, Any]] | None = None,
-        with_proposal: bool = False,
-        sentence_bank: Any = None,
-        sentence_cache: str | Path | None = None,
+        context_provider: ContextProvider | None = None,
         seed: int = 0,
-        neighbour_clips: int = 0,
     ) -> None:
         super().__init__()
-        if self.dataset_names and DatasetName(cfg.dataset) not in self.dataset_names:
+        if self.dataset_names and DatasetName(data.dataset) not in self.dataset_names:
             names = [d.value for d in self.dataset_names]
-            raise ValueError(f"{type(self).__name__} reads data.dataset in {names}, got {cfg.dataset!r}")
-        self.cfg = cfg
-        self.collate = collate or ADCollator(tokenizer, cfg.max_text_tokens, cfg.max_context_tokens)
-        self.with_proposal = with_proposal
-        self.sentence_bank = sentence_bank
-        self.sentence_cache = Path(sentence_cache) if sentence_cache else None
+            raise ValueError(f"{type(self).__name__} reads data.dataset in {names}, got {data.dataset!r}")
+        self.cfg = data
+        self.loader_cfg = loader
+        self.needs = needs
+        self.collate = collate or ADCollator(tokenizer, loader.max_text_tokens, loader.max_context_tokens)
         self.context_provider = context_provider
-        self.neighbour_clips = neighbour_clips
         self.splits: dict[str, SplitData] = {}
         self.datasets: dict[str, ADClipDataset] = {}
         self.seed = seed
@@ -91,21 +87,18 @@ class ADDataModule(L.LightningDataModule):
 
     def dataset(self, stage: str) -> ADClipDataset:
         if stage not in self.datasets:
-            self.datasets[stage] = make_dataset(
-                self.load(stage), self.cfg, training=stage == "train", provider=self.context_provider,
-                with_proposal=self.with_proposal, neighbour_clips=self.neighbour_clips,
-            )
+            self.datasets[stage] = make_dataset(self.load(stage), self.cfg, self.loader_cfg.frames, self.needs,
+                                                training=stage == "train", provider=self.context_provider)
             self._precompute_sentences(self.datasets[stage])
         return self.datasets[stage]
 
     def _precompute_sentences(self, dataset: ADClipDataset) -> None:
         """Encode the proposal texts of ``dataset`` (ground truth; recurrent predictions are encoded as they come)."""
-        if self.sentence_bank is None or not self.with_proposal:
+        bank = self.needs.sentence_bank
+        if bank is None or not self.needs.proposal or self.needs.context_mode == ContextMode.recurrent:
             return
-        if ContextMode(self.cfg.context.mode) == ContextMode.recurrent:
-            return
-        if encode_proposal_texts(self.sentence_bank, dataset) and self.sentence_cache is not None:
-            self.sentence_bank.save(self.sentence_cache)
+        if encode_proposal_texts(bank, dataset) and self.needs.sentence_cache is not None:
+            bank.save(self.needs.sentence_cache)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -113,7 +106,7 @@ class ADDataModule(L.LightningDataModule):
             self.dataset(split)
 
     def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
-        workers = int(self.cfg.num_workers)
+        workers = int(self.loader_cfg.num_workers)
         kwargs: dict[str, Any] = {"persistent_workers": True} if workers > 0 else {}
         dataset = self.dataset(stage)
         if shuffle:
@@ -133,10 +126,10 @@ class ADDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.cfg.batch_size, shuffle=True)
+        return self._loader("train", self.loader_cfg.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.cfg.eval_batch_size, shuffle=False)
+        return self._loader("val", self.loader_cfg.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.cfg.eval_batch_size, shuffle=False)
+        return self._loader("test", self.loader_cfg.eval_batch_size, shuffle=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from moviead.data.records import DatasetName
-from moviead.toy.generator import write_toy_dataset
 from moviead.datamodules.base import ADDataModule
+from moviead.toy.generator import write_toy_dataset
 
 
 class ToyDataModule(ADDataModule):

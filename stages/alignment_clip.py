@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
+from moviead.losses import CLIPAdaptationLoss
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.clip_adapter import CLIPVideoAdapter
 from moviead.stages.alignment_pme import gather_rows_to_cpu
@@ -16,7 +17,8 @@ from moviead.stages.optim import build_optimizer
 
 
 class CLIPAdaptationStage(L.LightningModule):
-    """Trains a :class:`CLIPVideoAdapter` (passed in) with global + frame-word matching.
+    """Trains a :class:`CLIPVideoAdapter` (passed in) with global + frame-word matching (:class:`CLIPAdaptationLoss`,
+    weighted by the adapter's ``config.lambda_fw``).
 
     Logs ``train/global``, ``train/fw``, ``train/loss``; validation logs text↔video retrieval (``val/t2v_r1``…)
     with video = mean of L2-normalised adapted frame embeddings, text = the frozen CLIP sentence embedding.
@@ -26,11 +28,12 @@ class CLIPAdaptationStage(L.LightningModule):
         super().__init__()
         self.model = model
         self.optim = optim
+        self.loss = CLIPAdaptationLoss(lambda_fw=model.config.lambda_fw)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self.model.clamp_temp_()
-        losses = self.model.loss(batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK], batch[BatchKey.TEXT_IDS])
+        losses = self.loss(self.model, batch)
         batch_size = batch[BatchKey.FRAMES].shape[0]
         for name, value in losses.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)

@@ -1,9 +1,10 @@
 """Stage-II: train the captioner (projector, special-token rows, DSM, LoRA or the whole LM by config).
 
 The PME and (by default) the LM are frozen: their weights are not written into checkpoints, which hold only
-trainable parameters plus a ``moviead`` entry (the resolved config and the Stage-I export used), so a Stage-II
-checkpoint of OPT-2.7B stays small. Loading one therefore rebuilds the frozen parts from the config first
-(:func:`moviead.recipes.build.load_captioner_checkpoint`).
+trainable parameters plus a ``moviead`` entry (the resolved config, the Stage-I export used and its content hash
+``stage1_sha256``, checked when the checkpoint is loaded), so a Stage-II checkpoint of OPT-2.7B stays small.
+Loading one therefore rebuilds the frozen parts from the config first
+(:func:`moviead.recipes.checkpoint.load_captioner_checkpoint`).
 
 Validation: ``val/gen`` (and ``val/ccl``, ``val/dw``) on every batch; on the first ``val_generate_batches`` batches (a
 fixed subset, the loader is not shuffled) the model decodes, and ``val/cider`` (plus any ``extra_metrics``, such as the
@@ -21,14 +22,15 @@ from typing import Any, Callable, Sequence
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
-from moviead.recipes.build import CHECKPOINT_KEY, model_batch
-from moviead.models.generation import GenerationSettings
+from moviead.losses.captioning import CaptioningLoss, CaptionLosses
 from moviead.metrics.captioning import caption_scores
-from moviead.models.captioner import ADCaptioner, CaptionLosses
+from moviead.models.captioner import ADCaptioner
+from moviead.models.generation import GenerationSettings
 from moviead.plots import plot_dsm_heatmap, read_dsm_scores
+from moviead.recipes.base import CHECKPOINT_KEY, model_batch
 from moviead.stages.optim import build_optimizer
 from moviead.stages.tracking import log_image, log_validation_samples
 
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 class CaptioningStage(L.LightningModule):
-    """Thin Lightning wrapper of an :class:`ADCaptioner` (built and passed in).
+    """Thin Lightning wrapper of an :class:`ADCaptioner` (built and passed in), trained with a
+    :class:`CaptioningLoss` built here from the captioner's ``lambda_dw``.
 
     Args:
         captioner: the model.
@@ -45,7 +48,8 @@ class CaptioningStage(L.LightningModule):
         val_settings: decoding settings for validation.
         val_generate_batches: how many validation batches are decoded.
         extra_metrics: (references, predictions) → {name: value}, logged as ``val/<name>``.
-        checkpoint_info: stored in every checkpoint under ``"moviead"`` (resolved config, Stage-I export).
+        checkpoint_info: stored in every checkpoint under ``"moviead"``: ``config`` (resolved), ``stage1`` (the
+            Stage-I export path) and ``stage1_sha256`` (its content hash, None without Stage-I).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class CaptioningStage(L.LightningModule):
     ) -> None:
         super().__init__()
         self.captioner = captioner
+        self.loss = CaptioningLoss(lambda_dw=captioner.lambda_dw)
         self.optim = optim
         self.decode = decode
         self.val_settings = val_settings
@@ -71,7 +76,7 @@ class CaptioningStage(L.LightningModule):
 
     def _log_losses(self, prefix: str, batch: dict[str, Any]) -> CaptionLosses:
         """Compute the losses of ``batch`` and log them: per step in training, per epoch (synced) in validation."""
-        out = self.captioner(model_batch(self.captioner, batch))
+        out = self.loss(self.captioner, model_batch(self.captioner, batch))
         values = {"loss": out.loss, "gen": out.gen, "ccl": out.ccl, "dw": out.dw}
         values = {name: value for name, value in values.items() if value is not None}
         on_step = prefix == "train"
@@ -143,7 +148,7 @@ class CaptioningStage(L.LightningModule):
         state = checkpoint["state_dict"]
         for key in [k for k in state if k not in keep]:
             del state[key]
-        checkpoint[CHECKPOINT_KEY] = dict(self.checkpoint_info)
+        checkpoint[CHECKPOINT_KEY] = dict(self.checkpoint_info)  # config, stage1, stage1_sha256
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))

@@ -43,7 +43,7 @@ def wandb_mode(configured: str | None) -> str:
 def run_name(cfg: DictConfig) -> str:
     """``<recipe>-<data set>-<context mode>-seed<seed>``, e.g. ``loco_mad-mad-oracle-seed0``."""
     dataset = getattr(cfg.data.dataset, "value", cfg.data.dataset)
-    context = getattr(cfg.data.context.mode, "value", cfg.data.context.mode)
+    context = getattr(cfg.captioning.context_mode, "value", cfg.captioning.context_mode)
     return f"{cfg.name}-{dataset}-{context}-seed{cfg.seed}"
 
 

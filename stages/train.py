@@ -17,19 +17,13 @@ from typing import Any, Callable, Sequence
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import load_model
 
 from moviead.config import TaskName, save_config
-from moviead.data.tokenization import load_hf_tokenizer
+from moviead.data.records import DatasetName
+from moviead.data.requirements import DataRequirements
 from moviead.datamodules import build_datamodule
 from moviead.losses import PMELossWeights
-from moviead.models.lavis_convert import (
-    convert_lavis_state_dict,
-    load_lavis_state_dict,
-    pme_export_files,
-    save_pme,
-)
-from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
+from moviead.recipes.stage1 import build_pme, pme_tokenizer
 from moviead.stages.alignment_pme import PMEAlignmentStage
 from moviead.stages.checkpointing import AtomicCheckpointIO, checkpoint_callbacks, resume_checkpoint
 from moviead.stages.tracking import build_loggers, finish_loggers
@@ -46,17 +40,15 @@ class TrainResult:
 
 @dataclass
 class StageBundle:
-    """What a task needs: the LightningModule, the tokenizer for the data layer, the monitor and an exporter.
-
-    ``datamodule_kwargs`` go to the DataModule: Stage-II's collate function, its proposals and the DSM's
-    sentence-feature bank, which the DataModule fills before training.
-    """
+    """What a task needs: the LightningModule, the tokenizer for the data layer, the monitor and an exporter, and
+    for Stage-II the recipe's data requirements and collate function."""
 
     stage: L.LightningModule
     tokenizer: Any
     monitor: str
     export: Callable[[Path], None]
-    datamodule_kwargs: dict[str, Any] = field(default_factory=dict)
+    needs: DataRequirements = field(default_factory=DataRequirements)
+    collate: Callable[[Sequence[Any]], dict[str, Any]] | None = None
 
 
 def run_folder(cfg: DictConfig) -> Path:
@@ -64,36 +56,8 @@ def run_folder(cfg: DictConfig) -> Path:
     return Path(cfg.trainer.default_root_dir) / cfg.name
 
 
-def build_pme(cfg: DictConfig) -> PretrainedMovieEncoder:
-    """The PME of ``cfg.pme.model``, initialised from ``cfg.pme.init_from`` when given.
-
-    ``init_from`` is a PME export (folder or ``.safetensors`` beside its ``pme_config.json``: Stage-I or
-    ``moviead convert-lavis`` output), loaded strictly so sizes must match ``pme.model``, or a LAVIS BLIP-2
-    ``.pth`` (converted in memory, mismatched tensors re-initialised and logged).
-    """
-    model = PretrainedMovieEncoder(PMEConfig(**OmegaConf.to_container(cfg.pme.model, resolve=True)))
-    source = cfg.pme.init_from
-    if source:
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"pme.init_from: {path} does not exist (a PME export folder or a LAVIS .pth)")
-        if path.is_dir() or path.suffix == ".safetensors":
-            weights, _ = pme_export_files(path)
-            load_model(model, str(weights), strict=True)
-        else:
-            converted, report = convert_lavis_state_dict(load_lavis_state_dict(path), model)
-            model.load_state_dict(converted, strict=True)
-            log.info("initialised the PME from %s\n%s", path, report.summary())
-    return model
-
-
 def _pme_bundle(cfg: DictConfig) -> StageBundle:
-    tokenizer = load_hf_tokenizer(cfg.pme.tokenizer)
-    if len(tokenizer) > cfg.pme.model.vocab_size:
-        raise ValueError(
-            f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "
-            f"{cfg.pme.model.vocab_size}: set pme.model.vocab_size >= {len(tokenizer)}"
-        )
+    tokenizer = pme_tokenizer(cfg)
     model = build_pme(cfg)
     losses = cfg.pme.losses
     stage = PMEAlignmentStage(
@@ -105,70 +69,60 @@ def _pme_bundle(cfg: DictConfig) -> StageBundle:
         vtg_bos_token_id=losses.vtg_bos_token_id,
         seed=cfg.seed,
     )
-    return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: save_pme(model, model.config, out))
+    return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: model.save_pretrained(out))
 
 
 def _clip_bundle(cfg: DictConfig) -> StageBundle:
-    """DistinctAD Stage-I. Export: adapter mode → ``clip_adapter.safetensors`` (the adapter and temperatures;
-    the frozen CLIP named in the config is unchanged); tower mode → the adapted CLIP in open_clip's
-    ``local-dir:`` layout (``export/open_clip``), which ``moviead extract-features`` loads as is."""
+    """DistinctAD Stage-I. Export: adapter mode → ``clip_adapter.safetensors`` + ``clip_adapter_config.json``
+    (:meth:`CLIPVideoAdapter.save_pretrained`: the adapter, temperatures and its own config; the frozen CLIP named
+    in the config is unchanged); tower mode → the adapted CLIP in open_clip's ``local-dir:`` layout
+    (``export/open_clip``), which ``moviead extract-features`` loads as is."""
     import open_clip
-    from safetensors.torch import save_model
 
-    from moviead.models.clip_adapter import CLIPAdaptationConfig, CLIPVideoAdapter
-    from moviead.models.clip_towers import OpenCLIPTokenizer, load_open_clip, save_open_clip_dir
+    from moviead.clip_towers import save_open_clip_dir
+    from moviead.export_files import OPEN_CLIP_DIR
+    from moviead.recipes.stage1 import build_clip_adaptation
     from moviead.stages.alignment_clip import CLIPAdaptationStage
 
-    config = CLIPAdaptationConfig(**OmegaConf.to_container(cfg.clip, resolve=True))
-    if config.mode == "adapter" and config.feature_dim != cfg.data.feature_dim:
-        raise ValueError(
-            f"clip.feature_dim={config.feature_dim} but data.feature_dim={cfg.data.feature_dim}: "
-            "adapter mode reads the data's CLIP features, so the two must agree"
-        )
-    clip_model, _, clip_tokenizer = load_open_clip(
-        config.clip_model, config.clip_checkpoint, config.random_init, config.clip_model_config_file
-    )
-    model = CLIPVideoAdapter(clip_model, config, clip_tokenizer)
+    built = build_clip_adaptation(cfg)
 
     def export(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        if config.mode == "tower":
-            save_open_clip_dir(clip_model, open_clip.get_model_config(config.clip_model), out / "open_clip")
+        if built.config.mode == "tower":
+            arch = open_clip.get_model_config(built.config.clip_model)
+            save_open_clip_dir(built.clip_model, arch, out / OPEN_CLIP_DIR)
         else:
-            save_model(model, str(out / "clip_adapter.safetensors"))
+            built.model.save_pretrained(out)
 
-    tokenizer = OpenCLIPTokenizer(clip_tokenizer, int(clip_model.context_length))
-    return StageBundle(CLIPAdaptationStage(model, cfg.optim), tokenizer, "val/t2v_r1", export)
+    return StageBundle(CLIPAdaptationStage(built.model, cfg.optim), built.tokenizer, "val/t2v_r1", export)
 
 
 def _captioning_bundle(cfg: DictConfig) -> StageBundle:
-    """Stage-II. Export: ``captioner.safetensors`` (the trainable weights) beside the resolved config."""
-    from safetensors.torch import save_file
-
-    from moviead.config import DatasetName
+    """Stage-II: the recipe of ``captioning.method``. Export: ``captioner.safetensors`` (the trainable weights) and
+    ``captioner_config.json`` (what rebuilds the recipe, and the Stage-I export's hash):
+    :func:`moviead.recipes.checkpoint.save_captioner_export`."""
     from moviead.metrics.toy import toy_slot_accuracy
-    from moviead.recipes.build import resolved_config
+    from moviead.recipes import build_recipe
+    from moviead.recipes.base import resolved_config
+    from moviead.recipes.checkpoint import save_captioner_export, stage1_sha256
     from moviead.stages.captioning import CaptioningStage
-    from moviead.recipes.build import build_captioner
 
-    parts = build_captioner(cfg, run_folder(cfg))
+    recipe = build_recipe(cfg, run_folder(cfg))
     cap = cfg.captioning
     stage = CaptioningStage(
-        parts.captioner,
+        recipe.captioner,
         cfg.optim,
-        parts.decode,
-        parts.generation_settings(cap.generation, cap.val_num_beams),
+        recipe.decode,
+        recipe.generation_settings(cap.generation, cap.val_num_beams),
         val_generate_batches=cap.val_generate_batches,
         extra_metrics=toy_slot_accuracy if DatasetName(cfg.data.dataset) == DatasetName.toy else None,
-        checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1},
+        checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1, "stage1_sha256": stage1_sha256(cfg)},
     )
-    def export(out: Path) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        weights = {n: p.detach().contiguous() for n, p in parts.captioner.named_parameters() if p.requires_grad}
-        save_file(weights, str(out / "captioner.safetensors"))
 
-    kwargs = parts.datamodule_kwargs(cap.decoder)
-    return StageBundle(stage, parts.tokenizer, "val/cider", export, datamodule_kwargs=kwargs)
+    def export(out: Path) -> None:
+        save_captioner_export(recipe, cfg, out)
+
+    return StageBundle(stage, recipe.tokenizer, "val/cider", export, needs=recipe.data, collate=recipe.collator)
 
 
 BUILDERS: dict[TaskName, Callable[[DictConfig], StageBundle]] = {
@@ -187,27 +141,22 @@ def build_trainer(
     callbacks = [*checkpoint_callbacks(run_dir, monitor, int(t.ckpt_every_n_steps)), *extra_callbacks]
     loggers = build_loggers(cfg, run_dir) or False
     return L.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        precision=t.precision,
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val,
-        log_every_n_steps=t.log_every_n_steps,
-        val_check_interval=t.val_check_interval,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        num_sanity_val_steps=t.num_sanity_val_steps,
-        deterministic=t.deterministic,
+        **lightning_trainer_kwargs(t),
         default_root_dir=str(run_dir),
-        enable_progress_bar=t.enable_progress_bar,
         enable_model_summary=t.enable_progress_bar,
         logger=loggers,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
     )
+
+
+OWN_TRAINER_KEYS = ("default_root_dir", "resume", "ckpt_every_n_steps")  # read by moviead, not by L.Trainer
+
+
+def lightning_trainer_kwargs(trainer: DictConfig) -> dict[str, Any]:
+    """``trainer`` as ``L.Trainer`` keyword arguments: every field but moviead's own (``OWN_TRAINER_KEYS``)."""
+    kwargs = OmegaConf.to_container(trainer, resolve=True)
+    return {key: value for key, value in kwargs.items() if key not in OWN_TRAINER_KEYS}
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
@@ -223,7 +172,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
     run_dir = run_folder(cfg)
     save_config(cfg, run_dir / "config.yaml")
     bundle = BUILDERS[task](cfg)
-    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer, seed=cfg.seed, **bundle.datamodule_kwargs)
+    datamodule = build_datamodule(cfg, bundle.tokenizer, needs=bundle.needs, collate=bundle.collate)
     ckpt_path = None
     if cfg.trainer.resume:
         point = resume_checkpoint(run_dir)

@@ -43,8 +43,8 @@ def bert_tokenizer():
 
 
 @pytest.fixture()
-def toy_data_cfg(toy_root: Path):
-    """The ``data`` section of configs/data/toy.yaml pointed at the session's toy data."""
+def toy_cfg(toy_root: Path):
+    """configs/data/toy.yaml pointed at the session's toy data (schema defaults elsewhere; no DataLoader workers)."""
     from moviead.config import load_config
 
-    return load_config([CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}"]).data
+    return load_config([CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}", "loader.num_workers=0"])

@@ -20,33 +20,33 @@ def test_every_yaml_merges_against_the_schema(path: Path) -> None:
 
 def test_unknown_key_names_the_nearest_valid_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("data:\n  contxt:\n    mode: oracle\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'data.contxt'.*Did you mean 'data.context'"):
+    bad.write_text("captioning:\n  contxt_size: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'captioning.contxt_size'.*Did you mean 'captioning.context_size'"):
         load_config([bad])
 
 
 def test_unknown_override_names_the_nearest_valid_key() -> None:
-    with pytest.raises(ConfigError, match=r"Did you mean 'data.batch_size'"):
-        load_config([], ["data.bach_size=4"])
+    with pytest.raises(ConfigError, match=r"Did you mean 'loader.batch_size'"):
+        load_config([], ["loader.bach_size=4"])
 
 
 def test_invalid_enum_value_is_an_error() -> None:
     with pytest.raises(ConfigError, match="mode"):
-        load_config([], ["data.context.mode=sometimes"])
+        load_config([], ["captioning.context_mode=sometimes"])
 
 
 def test_wrong_type_is_an_error() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
-        load_config([], ["data.batch_size=many"])
+        load_config([], ["loader.batch_size=many"])
 
 
 def test_later_files_and_overrides_win(tmp_path: Path) -> None:
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    first.write_text("data:\n  batch_size: 4\n  context:\n    context_size: 5\n")
-    second.write_text("data:\n  batch_size: 6\n")
-    cfg = load_config([first, second], ["data.context.mode=local"])
-    assert (cfg.data.batch_size, cfg.data.context.context_size) == (6, 5)
-    assert cfg.data.context.mode == ContextMode.local and cfg.data.context.mode == "local"
+    first.write_text("loader:\n  batch_size: 4\ncaptioning:\n  context_size: 5\n")
+    second.write_text("loader:\n  batch_size: 6\n")
+    cfg = load_config([first, second], ["captioning.context_mode=local"])
+    assert (cfg.loader.batch_size, cfg.captioning.context_size) == (6, 5)
+    assert cfg.captioning.context_mode == ContextMode.local and cfg.captioning.context_mode == "local"
 
 
 def test_saved_config_reloads_identically(tmp_path: Path) -> None:
@@ -61,14 +61,14 @@ def test_missing_config_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_cli_config_prints_the_resolved_config(capsys: pytest.CaptureFixture) -> None:
-    assert main(["config", str(CONFIGS / "data" / "mad.yaml"), "data.batch_size=3"]) == 0
+    assert main(["config", str(CONFIGS / "data" / "mad.yaml"), "loader.batch_size=3"]) == 0
     printed = OmegaConf.create(capsys.readouterr().out)
-    assert printed.data.batch_size == 3 and printed.data.dataset == "mad"
+    assert printed.loader.batch_size == 3 and printed.data.dataset == "mad"
 
 
 def test_cli_config_error_exits_2_with_the_hint(capsys: pytest.CaptureFixture) -> None:
-    assert main(["config", "data.contxt.mode=local"]) == 2
-    assert "Did you mean 'data.context'" in capsys.readouterr().err
+    assert main(["config", "captioning.contxt_mode=local"]) == 2
+    assert "Did you mean 'captioning.context_mode'" in capsys.readouterr().err
 
 
 def test_extends_merges_the_named_files_first(tmp_path: Path) -> None:
@@ -105,3 +105,33 @@ def test_sweep_files_name_real_keys_and_experiments(path: Path) -> None:
         for value in spec["values"]:
             cfg = load_config([CONFIGS.parent / f for f in files], [*fixed, f"{key}={value}"])
             assert OmegaConf.select(cfg, key) == value
+
+
+DATA_KEYS = {"dataset", "root", "feature_dim", "fps", "text_variant", "mad", "lsmdc", "storyboard", "toy"}
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.name)
+def test_a_data_config_holds_only_data(path: Path) -> None:
+    layer = OmegaConf.load(path)
+    assert set(layer) == {"data"}, f"{path.name} sets {sorted(set(layer) - {'data'})}: a data config holds only data"
+    assert set(layer.data) <= DATA_KEYS, sorted(set(layer.data) - DATA_KEYS)
+
+
+RECIPES = sorted(p for p in (CONFIGS / "stage2").glob("*.yaml") if not p.stem.endswith("_tiny"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+@pytest.mark.parametrize("data", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.name)
+def test_composition_order_cannot_change_a_recipe_value(recipe: Path, data: Path) -> None:
+    assert load_config([recipe, data]) == load_config([data, recipe])
+
+
+def test_feature_dim_is_declared_once_and_read_by_every_model() -> None:
+    cfg = load_config([CONFIGS / "stage1" / "pme.yaml"], ["data.feature_dim=512"])
+    assert cfg.pme.model.vision_width == 512 and cfg.clip.feature_dim == 512
+    for path in CONFIGS.rglob("*.yaml"):
+        if path.parent.name == "sweeps":
+            continue
+        layer = OmegaConf.load(path)
+        for key in ("pme.model.vision_width", "clip.feature_dim"):
+            assert OmegaConf.select(layer, key) is None, f"{path} sets {key}: it follows data.feature_dim"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from moviead.clip_towers import load_open_clip, save_open_clip_dir, tiny_open_clip_config
 from moviead.data.errors import DataFormatError
 from moviead.data.features import H5FeatureStore
 from moviead.extraction import (
@@ -25,7 +26,6 @@ from moviead.extraction import (
     run_extract_features,
     videos_in,
 )
-from moviead.models.clip_towers import load_open_clip, save_open_clip_dir, tiny_open_clip_config
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
 

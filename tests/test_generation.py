@@ -1,20 +1,23 @@
-"""Greedy and beam decoding of VisualPrefixDecoder: batching, stopping, KV cache, parity with transformers."""
+"""Greedy and beam decoding of VisualPrefixDecoder (through transformers' generate): batching, stopping,
+repetition controls, KV cache against full recomputation, parity with transformers run on each sample alone."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM
-
-from moviead.models.generation import (
-    GenerationSettings,
-    apply_repetition_penalty,
-    ban_repeated_ngrams,
-    beam_search,
-    generate,
-    greedy_search,
+from transformers import (
+    GenerationConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    OPTConfig,
+    OPTForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
 )
+from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
 from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
+from moviead.models.generation import GenerationSettings, generate
 
 VOCAB, PAD, VISUAL_DIM = 64, 1, 8
 INIT_STD = 0.5  # peaked next-token distributions: no near-ties for float noise to flip
@@ -88,7 +91,36 @@ def decoder() -> VisualPrefixDecoder:
 LENGTHS = [3, 0, 1]
 
 
+def apply_repetition_penalty(scores: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
+    return RepetitionPenaltyLogitsProcessor(penalty)(generated, scores.clone())
+
+
+def ban_repeated_ngrams(scores: torch.Tensor, generated: torch.Tensor, size: int) -> torch.Tensor:
+    return NoRepeatNGramLogitsProcessor(size)(generated, scores.clone())  # (the processor writes in place)
+
+
+def greedy_search(decoder: VisualPrefixDecoder, inputs: DecoderInputs, settings: GenerationSettings) -> list[list[int]]:
+    """Reference greedy decoding without a cache: the whole prefix is recomputed for every new token."""
+    embeds, mask, pos = inputs.inputs_embeds, inputs.attention_mask, inputs.position_ids
+    rows: list[list[int]] = [[] for _ in range(embeds.shape[0])]
+    done = [False] * len(rows)
+    with torch.no_grad():
+        for _ in range(settings.max_new_tokens):
+            chosen = decoder.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).logits[:, -1].argmax(-1)
+            for b, token in enumerate(chosen.tolist()):
+                if not done[b]:
+                    rows[b].append(token)
+                    done[b] = token in settings.stops()
+            if all(done):
+                break
+            embeds = torch.cat([embeds, decoder.embed_tokens(chosen[:, None])], 1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            pos = torch.cat([pos, pos[:, -1:] + 1], 1)
+    return rows
+
+
 def test_repetition_penalty_and_ngram_ban_values() -> None:
+    """The library's rules, as we rely on them: CTRL's penalty (Keskar et al. 2019) and the n-gram ban."""
     scores = torch.tensor([[1.0, -1.0, 2.0, 0.5]])
     penalised = apply_repetition_penalty(scores, torch.tensor([[0, 1, 1]]), 2.0)
     assert torch.equal(penalised, torch.tensor([[0.5, -2.0, 2.0, 0.5]]))
@@ -101,12 +133,16 @@ def test_repetition_penalty_and_ngram_ban_values() -> None:
     assert torch.equal(ban_repeated_ngrams(scores, generated[:, :2], 3), scores)
 
 
-def test_greedy_equals_beam_with_one_beam(decoder: VisualPrefixDecoder) -> None:
+def test_greedy_equals_recomputed_argmax_cut_at_stops(decoder: VisualPrefixDecoder) -> None:
+    """One beam is greedy decoding (transformers runs its greedy search): the cached, batched search equals the
+    reference that recomputes the whole prefix per token, stop tokens included."""
     inputs = left(decoder, prefix_batch(LENGTHS))
-    settings = GenerationSettings(num_beams=1, max_new_tokens=8, stop_token_ids=(7, 9))
-    greedy = greedy_search(decoder, inputs, settings)
-    assert greedy == beam_search(decoder, inputs, settings)
-    assert generate(decoder, inputs, settings) == greedy
+    for stops in ((7, 9), (4, 14)):  # (4, 14): ids the model emits, so that rows stop at different steps
+        settings = GenerationSettings(num_beams=1, max_new_tokens=8, stop_token_ids=stops)
+        greedy = greedy_search(decoder, inputs, settings)
+        assert greedy == generate(decoder, inputs, settings)
+        assert generate(decoder, inputs, settings) == greedy
+    assert sorted(len(tokens) for tokens in greedy) == [3, 6, 8]
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
@@ -119,6 +155,23 @@ def test_batched_equals_one_by_one(decoder: VisualPrefixDecoder, num_beams: int)
     alone = [generate(decoder, left(decoder, one(batch, b)), settings)[0] for b in range(3)]
     assert batched == alone
     assert all(0 < len(tokens) <= 8 for tokens in batched)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_repetition_controls_batched_equal_one_by_one(decoder: VisualPrefixDecoder, num_beams: int) -> None:
+    """The penalty covers every generated token of a row whatever its left padding, and changes the output."""
+    batch = prefix_batch(LENGTHS)
+    inputs = left(decoder, batch)
+    plain = GenerationSettings(num_beams=num_beams, max_new_tokens=12)
+    settings = GenerationSettings(
+        num_beams=num_beams, max_new_tokens=12, repetition_penalty=1.5, no_repeat_ngram_size=2
+    )
+    batched = generate(decoder, inputs, settings)
+    assert batched == [generate(decoder, left(decoder, one(batch, b)), settings)[0] for b in range(3)]
+    assert batched != generate(decoder, inputs, plain)
+    for tokens in batched:  # no bigram twice
+        bigrams = list(zip(tokens, tokens[1:]))
+        assert len(set(bigrams)) == len(bigrams)
 
 
 def test_stops_at_the_first_stop_token_and_respects_max_new_tokens(decoder: VisualPrefixDecoder) -> None:
@@ -198,6 +251,21 @@ def test_generation_runs_for_each_lm_family(kind: str) -> None:
             out = generate(decoder, inputs, settings)
         assert [len(t) for t in out] == [6, 6, 6] and all(0 <= i < 64 for t in out for i in t)
         assert out[1] == generate(decoder, left(decoder, one(batch, 1)), settings)[0]
+
+
+def test_the_lms_own_generation_config_is_ignored() -> None:
+    """A pretrained LM may ship sampling, its own eos, beams, penalties or dict output: none reaches our decoding."""
+    decoder = make_decoder("qwen2")
+    inputs = left(decoder, prefix_batch(LENGTHS))
+    settings = [GenerationSettings(num_beams=n, max_new_tokens=10) for n in (1, 3)]
+    expected = [generate(decoder, inputs, s) for s in settings]
+    decoder.lm.generation_config = GenerationConfig(
+        do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.3, no_repeat_ngram_size=1,
+        eos_token_id=[t for row in expected[0] for t in row[:2]], num_beams=4, length_penalty=2.0,
+        return_dict_in_generate=True, output_scores=True,
+    )  # fmt: skip
+    assert [generate(decoder, inputs, s) for s in settings] == expected
+    assert all(len(row) == 10 for rows in expected for row in rows)
 
 
 def test_ids_without_an_lm_entry_are_never_generated() -> None:

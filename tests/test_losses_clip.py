@@ -34,7 +34,7 @@ def test_clip_global_loss_hand_computed() -> None:
     text = torch.tensor([[0.4, 0.3], [0.0, 0.5]])
     temp = 0.5
     expected = sym_info_nce([[0.8, 0.0], [0.96, 0.8]], temp)
-    assert clip_global_loss(video, text, temp).item() == pytest.approx(expected, abs=1e-6)
+    assert clip_global_loss(video, text, temp).item() == pytest.approx(expected, rel=1e-6)
     v2t = (ce([0.8 / temp, 0.0], 0) + ce([0.96 / temp, 0.8 / temp], 1)) / 2  # the video->text half alone
     t2v = (ce([0.8 / temp, 0.96 / temp], 0) + ce([0.0, 0.8 / temp], 1)) / 2
     assert expected == pytest.approx((v2t + t2v) / 2)
@@ -61,7 +61,7 @@ def test_frame_word_similarity_hand_computed() -> None:
 def test_frame_word_loss_hand_computed() -> None:
     temp = 0.5
     loss = frame_word_loss(FRAMES, FRAME_MASK, WORDS, WORD_MASK, temp)
-    assert loss.item() == pytest.approx(sym_info_nce(S_FW, temp), abs=1e-6)
+    assert loss.item() == pytest.approx(sym_info_nce(S_FW, temp), rel=1e-6)
 
 
 def test_frame_word_mil_max_over_frames_and_padding_ignored() -> None:
@@ -73,7 +73,7 @@ def test_frame_word_mil_max_over_frames_and_padding_ignored() -> None:
     words = torch.stack([word, -word, torch.ones(4)])[None]  # (1, 3, 4): the word, then two masked entries
     mask_w = torch.tensor([[True, False, False]])
     all_frames = torch.ones(1, 6, dtype=torch.bool)
-    assert frame_word_similarity(frames, all_frames, words, mask_w).item() == pytest.approx(1.0, abs=1e-6)
+    assert frame_word_similarity(frames, all_frames, words, mask_w).item() == pytest.approx(1.0, rel=1e-6)
     hidden = all_frames.clone()
     hidden[0, 3] = False  # the matching frame is padding: it must not win the max
     assert frame_word_similarity(frames, hidden, words, mask_w).item() < 0
@@ -85,7 +85,7 @@ def test_clip_adaptation_loss_combines_and_switches_off() -> None:
     video, text = torch.randn(2, 2), torch.randn(2, 2)
     out = clip_adaptation_loss(video, text, FRAMES, FRAME_MASK, WORDS, WORD_MASK, 0.1, 0.5, lambda_fw=0.3)
     assert out["global"].item() == pytest.approx(clip_global_loss(video, text, 0.1).item())
-    assert out["fw"].item() == pytest.approx(sym_info_nce(S_FW, 0.5), abs=1e-6)
+    assert out["fw"].item() == pytest.approx(sym_info_nce(S_FW, 0.5), rel=1e-6)
     assert out["loss"].item() == pytest.approx(out["global"].item() + 0.3 * out["fw"].item())
     off = clip_adaptation_loss(video, text, FRAMES, FRAME_MASK, WORDS, WORD_MASK, 0.1, 0.5, lambda_fw=0.0)
     assert "fw" not in off and off["loss"].item() == pytest.approx(out["global"].item())
@@ -154,6 +154,8 @@ def test_clip_losses_ddp_match_single_process(tmp_path: Path) -> None:
     out["loss"].backward()
     for rank in range(WORLD):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
-        assert result["loss"].item() == pytest.approx(out["loss"].item(), abs=1e-6)
+        assert result["loss"].item() == pytest.approx(out["loss"].item(), rel=1e-6)
         for name, param in model.named_parameters():
-            assert torch.allclose(result["grads"][name], param.grad, atol=1e-6), name
+            # near-zero entries: float32 rounding relative to the gradient's scale (measured: below 2.5e-7 of it)
+            scale = param.grad.abs().max()
+            assert torch.allclose(result["grads"][name], param.grad, rtol=1e-5, atol=1e-5 * scale), name

@@ -32,7 +32,7 @@ def test_distinctive_word_loss_by_hand() -> None:
     logits = torch.tensor([[0.0, math.log(3.0)], [-math.log(3.0), 0.0]], requires_grad=True)
     targets = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     loss = distinctive_word_loss(logits, targets)
-    assert loss.item() == pytest.approx(1.5 * math.log(2.0), abs=1e-6)
+    assert loss.item() == pytest.approx(1.5 * math.log(2.0), rel=1e-6)
     loss.backward()  # d/dz = (σ(z) - y) / 4
     expected = torch.tensor([[0.5 - 1.0, 0.75], [0.25 - 1.0, 0.5]]) / 4
     assert torch.allclose(logits.grad, expected, atol=1e-6)

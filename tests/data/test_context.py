@@ -61,3 +61,24 @@ def test_recurrent_context_uses_predictions_and_refuses_out_of_order() -> None:
 def test_recurrent_without_provider_fails() -> None:
     with pytest.raises(ValueError, match="provider"):
         ContextBuilder(_movie(), "recurrent")
+
+
+def test_an_ad_with_the_same_interval_is_never_context() -> None:
+    ads = [ADRecord("m", 0, 0.0, 2.0, "before"), ADRecord("m", 1, 5.0, 8.0, "twin a"),
+           ADRecord("m", 2, 5.0, 8.0, "twin b"), ADRecord("m", 3, 9.0, 10.0, "after")]
+    subs = [SubtitleRecord("m", 1.0, 1.5, "s-early"), SubtitleRecord("m", 6.0, 7.0, "s-during")]
+    movies = {"m": MovieAnnotations("m", ads, subs)}
+    builder = ContextBuilder(movies, "oracle", context_size=3)
+    ctx = builder.build(ads[2])
+    assert [item.text for item in ctx.ads] == ["before"]  # not "twin a"
+    assert [s.text for s in ctx.subtitles] == ["s-early", "s-during"]  # since "before" started, as for "twin a"
+    assert builder.build(ads[1]) == ctx
+    assert [item.text for item in builder.build(ads[3]).ads] == ["before", "twin a", "twin b"]
+    proposal = builder.build_proposal(ads[2])
+    assert [(p.ad.text if p.ad else None, p.start, p.end, p.subtitle_text) for p in proposal] == [
+        ("before", 0.0, 8.0, "s-early s-during")]  # ends at the current AD's end, not at "twin b"'s start
+    assert builder.build_proposal(ads[1]) == proposal
+    predictions = PredictionContext(movies)
+    predictions.set_prediction("m", 0, "pred 0")  # twin a not decoded yet: not needed
+    recurrent = ContextBuilder(movies, "recurrent", context_size=3, use_subtitles=False, provider=predictions)
+    assert [item.text for item in recurrent.build(ads[2]).ads] == ["pred 0"]

@@ -9,6 +9,7 @@ import torch
 
 from moviead.data.captioning_collate import CaptioningCollator
 from moviead.data.collate import BatchKey
+from moviead.data.requirements import DataRequirements
 from moviead.data.sources import load_split, make_dataset
 from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 
@@ -17,8 +18,14 @@ from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 def split(toy_root):
     from moviead.config import load_config
 
-    cfg = load_config([], [f"data.root={toy_root / 'mad'}", "data.frames.train_shift=0"]).data
-    return cfg, load_split(cfg, "train")  # several movies
+    cfg = load_config([], [f"data.root={toy_root / 'mad'}", "loader.frames.train_shift=0"])
+    return cfg, load_split(cfg.data, "train")  # several movies
+
+
+def neighbours(cfg, data, count: int):
+    """The dataset of ``data`` with proposals and ``count`` neighbouring clips per example."""
+    needs = DataRequirements(proposal=True, neighbour_clips=count)
+    return make_dataset(data, cfg.data, cfg.loader.frames, needs, training=False)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +38,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
 
 def test_examples_carry_the_frames_of_the_previous_clips_of_their_movie(split) -> None:
     cfg, data = split
-    dataset = make_dataset(data, cfg, training=False, with_proposal=True, neighbour_clips=2)
+    dataset = neighbours(cfg, data, 2)
     first = dataset[0]
     assert first.record.index == 0 and first.neighbour_frames == ()  # a movie's first AD has none
     assert len(dataset[1].neighbour_frames) == 1
@@ -43,17 +50,17 @@ def test_examples_carry_the_frames_of_the_previous_clips_of_their_movie(split) -
     movies = [item.record.movie for item in dataset.items]
     start = movies.index(movies[-1])  # the last movie's first AD: never the previous movie's clips
     assert movies[start - 1] != movies[start] and dataset[start].neighbour_frames == ()
-    assert make_dataset(data, cfg, training=False, with_proposal=True)[4].neighbour_frames == ()  # default: none
+    assert neighbours(cfg, data, 0)[4].neighbour_frames == ()  # default: none
 
 
 def test_collate_pads_neighbours_to_the_configured_count_with_a_mask(split, tokenizer) -> None:
     cfg, data = split
-    dataset = make_dataset(data, cfg, training=False, with_proposal=True, neighbour_clips=3)
+    dataset = neighbours(cfg, data, 3)
     examples = [dataset[i] for i in (0, 1, 5)]
     batch = CaptioningCollator(tokenizer, neighbour_clips=3)(examples)
     frames, mask = batch[BatchKey.NEIGHBOUR_FRAMES], batch[BatchKey.NEIGHBOUR_MASK]
-    num_frames = cfg.frames.num_frames
-    assert frames.shape == (3, 3, num_frames, cfg.feature_dim) and mask.dtype == torch.bool
+    num_frames = cfg.loader.frames.num_frames
+    assert frames.shape == (3, 3, num_frames, cfg.data.feature_dim) and mask.dtype == torch.bool
     assert mask.sum(-1).tolist() == [[0, 0, 0], [num_frames, 0, 0], [num_frames] * 3]
     assert torch.equal(frames[1, 0], torch.from_numpy(examples[1].neighbour_frames[0]))
     assert torch.equal(frames[0], torch.zeros_like(frames[0]))

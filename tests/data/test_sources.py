@@ -11,6 +11,7 @@ import pytest
 
 from moviead.config import load_config
 from moviead.data.errors import DataFormatError
+from moviead.data.requirements import DataRequirements
 from moviead.data.sources import load_split, make_dataset
 
 FPS, DIM = 5.0, 8
@@ -40,6 +41,11 @@ def write_mad(
     return root
 
 
+def frames(*overrides: str):
+    """``loader.frames`` of the schema defaults (8 linspace frames) with ``key=value`` overrides (no prefix)."""
+    return load_config([], [f"loader.frames.{item}" for item in overrides]).loader.frames
+
+
 def cfg_for(root: Path, *overrides: str):
     return load_config(
         [],
@@ -64,7 +70,7 @@ def test_loads_items_in_time_order(tmp_path: Path) -> None:
         ("m1", 1, "He sits."),
         ("m2", 0, "A dog barks."),
     ]
-    dataset = make_dataset(data, cfg_for(root), training=False)
+    dataset = make_dataset(data, cfg_for(root), frames(), DataRequirements(), training=False)
     example = dataset[1]
     assert example.frames.shape == (8, DIM) and example.frames.dtype == np.float32
     assert [c.text for c in example.context.in_time_order()] == ["A man walks.", "Sit down."]
@@ -72,8 +78,9 @@ def test_loads_items_in_time_order(tmp_path: Path) -> None:
 
 def test_frames_are_the_sampled_rows_of_the_feature_file(tmp_path: Path) -> None:
     root = write_mad(tmp_path, {"m1": 50, "m2": 50}, ADS)
-    cfg = cfg_for(root, "data.frames.num_frames=4")
-    example = make_dataset(load_split(cfg, "val"), cfg, training=False)[1]  # m1 3-5 s → frames 15..24
+    cfg = cfg_for(root)
+    four = frames("num_frames=4")
+    example = make_dataset(load_split(cfg, "val"), cfg, four, DataRequirements(), training=False)[1]  # frames 15..24
     with h5py.File(root / "CLIP_L14_frames_features_5fps.h5") as h5:
         expected = h5["m1"][[15, 18, 21, 24]].astype(np.float32)
     np.testing.assert_array_equal(example.frames, expected)
@@ -105,7 +112,7 @@ def test_nan_features_name_the_movie_and_frame(tmp_path: Path) -> None:
     with h5py.File(root / "CLIP_L14_frames_features_5fps.h5", "a") as h5:
         h5["m1"][18, 3] = np.nan  # frames 15..24 sampled at 15, 16, 18, ...: a NaN reaches the model
     cfg = cfg_for(root)
-    dataset = make_dataset(load_split(cfg, "train"), cfg, training=False)
+    dataset = make_dataset(load_split(cfg, "train"), cfg, frames(), DataRequirements(), training=False)
     dataset[0]  # frames 0..9 are fine
     with pytest.raises(DataFormatError, match=r"m1.*non-finite.*frame 18"):
         dataset[1]
@@ -159,6 +166,6 @@ def test_npy_folder_features_read_like_h5(tmp_path: Path) -> None:
         for movie in h5:
             np.save(folder / f"{movie}.npy", h5[movie][:])
     cfg_h5, cfg_npy = cfg_for(root), cfg_for(root, "data.mad.features=npy")
-    a = make_dataset(load_split(cfg_h5, "val"), cfg_h5, training=False)[2].frames
-    b = make_dataset(load_split(cfg_npy, "val"), cfg_npy, training=False)[2].frames
+    a = make_dataset(load_split(cfg_h5, "val"), cfg_h5, frames(), DataRequirements(), training=False)[2].frames
+    b = make_dataset(load_split(cfg_npy, "val"), cfg_npy, frames(), DataRequirements(), training=False)[2].frames
     np.testing.assert_array_equal(a, b)

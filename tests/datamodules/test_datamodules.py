@@ -11,6 +11,7 @@ import torch
 from moviead.config import ContextMode, load_config
 from moviead.data.collate import BatchKey
 from moviead.data.features import H5FeatureStore
+from moviead.data.requirements import DataRequirements
 from moviead.datamodules import (
     LSMDCDataModule,
     MADDataModule,
@@ -22,9 +23,9 @@ from moviead.datamodules import (
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 
 
-def test_toy_batches_with_two_workers(toy_data_cfg, bert_tokenizer) -> None:
-    toy_data_cfg.num_workers, toy_data_cfg.batch_size = 2, 4
-    dm = ToyDataModule(toy_data_cfg, tokenizer=bert_tokenizer)
+def test_toy_batches_with_two_workers(toy_cfg, bert_tokenizer) -> None:
+    toy_cfg.loader.num_workers, toy_cfg.loader.batch_size = 2, 4
+    dm = ToyDataModule(toy_cfg.data, toy_cfg.loader, tokenizer=bert_tokenizer)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch[BatchKey.FRAMES].shape == (4, 8, 768) and batch[BatchKey.FRAME_MASK].all()
@@ -33,9 +34,9 @@ def test_toy_batches_with_two_workers(toy_data_cfg, bert_tokenizer) -> None:
     assert torch.isfinite(batch[BatchKey.FRAMES]).all()
 
 
-def test_feature_file_is_opened_in_the_workers_not_kept_open_in_the_main_process(toy_data_cfg) -> None:
-    toy_data_cfg.num_workers = 2
-    dm = ToyDataModule(toy_data_cfg)
+def test_feature_file_is_opened_in_the_workers_not_kept_open_in_the_main_process(toy_cfg) -> None:
+    toy_cfg.loader.num_workers = 2
+    dm = ToyDataModule(toy_cfg.data, toy_cfg.loader)
     dm.setup("fit")
     store = dm.dataset("train").features
     assert isinstance(store, H5FeatureStore) and store._handle is None  # closed after the split was checked
@@ -46,8 +47,8 @@ def test_feature_file_is_opened_in_the_workers_not_kept_open_in_the_main_process
     assert clone._handle is None and clone.num_frames(clone.movies()[0]) > 0
 
 
-def test_val_split_uses_eval_movies_and_no_frame_shift(toy_data_cfg) -> None:
-    dm = MADDataModule(toy_data_cfg)
+def test_val_split_uses_eval_movies_and_no_frame_shift(toy_cfg) -> None:
+    dm = MADDataModule(toy_cfg.data, toy_cfg.loader)
     dm.setup("fit")
     train_movies = {i.record.movie for i in dm.dataset("train").items}
     val_movies = {i.record.movie for i in dm.dataset("val").items}
@@ -56,30 +57,30 @@ def test_val_split_uses_eval_movies_and_no_frame_shift(toy_data_cfg) -> None:
     assert (val[0].frames == val[0].frames).all() and not val.training
 
 
-def test_oracle_and_local_context(toy_data_cfg) -> None:
-    dm = ToyDataModule(toy_data_cfg)
+def test_oracle_and_local_context(toy_cfg) -> None:
+    dm = ToyDataModule(toy_cfg.data, toy_cfg.loader)
     oracle = dm.dataset("val")
     assert oracle[1].context.ads and oracle[1].context.ads[-1].text == oracle.items[0].record.text
-    toy_data_cfg.context.mode = ContextMode.local
-    local = ToyDataModule(toy_data_cfg).dataset("val")
+    local = ToyDataModule(toy_cfg.data, toy_cfg.loader, needs=DataRequirements(context_mode=ContextMode.local))
+    local = local.dataset("val")
     assert local[1].context.as_text() == ""
 
 
 def test_lsmdc_datamodule_reads_the_toy_lsmdc_files(toy_root: Path) -> None:
-    cfg = load_config([CONFIGS / "lsmdc.yaml"], [f"data.root={toy_root / 'lsmdc'}", "data.num_workers=0"]).data
+    cfg = load_config([CONFIGS / "lsmdc.yaml"], [f"data.root={toy_root / 'lsmdc'}", "loader.num_workers=0"])
     dm = build_datamodule(cfg)
     assert isinstance(dm, LSMDCDataModule)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert batch[BatchKey.FRAMES].shape[0] == cfg.batch_size
+    assert batch[BatchKey.FRAMES].shape[0] == cfg.loader.batch_size
     clip_ids = [i.feature_key for i in dm.dataset("train").items]
     assert len(clip_ids) > len(set(clip_ids))  # duplicate clip ids (two sentences, one clip) both kept
 
 
 def test_storyboard_datamodule_reads_the_toy_json(toy_root: Path) -> None:
     cfg = load_config(
-        [CONFIGS / "storyboard.yaml"], [f"data.root={toy_root / 'storyboard'}", "data.num_workers=0"]
-    ).data
+        [CONFIGS / "storyboard.yaml"], [f"data.root={toy_root / 'storyboard'}", "loader.num_workers=0"]
+    )
     dm = build_datamodule(cfg)
     assert isinstance(dm, StoryboardDataModule)
     train, val = dm.dataset("train"), dm.dataset("val")
@@ -89,12 +90,12 @@ def test_storyboard_datamodule_reads_the_toy_json(toy_root: Path) -> None:
     assert example.frames.shape[1] == 768 and example.context.ads[-1].text == train.items[0].record.text
 
 
-def test_datamodule_refuses_another_dataset(toy_data_cfg) -> None:
+def test_datamodule_refuses_another_dataset(toy_cfg) -> None:
     with pytest.raises(ValueError, match="LSMDCDataModule"):
-        LSMDCDataModule(toy_data_cfg)
+        LSMDCDataModule(toy_cfg.data, toy_cfg.loader)
 
 
 def test_toy_datamodule_generates_missing_data(tmp_path: Path) -> None:
-    cfg = load_config([CONFIGS / "toy.yaml"], [f"data.root={tmp_path / 'toy' / 'mad'}", "data.toy.movies=3"]).data
-    dm = ToyDataModule(cfg)
+    cfg = load_config([CONFIGS / "toy.yaml"], [f"data.root={tmp_path / 'toy' / 'mad'}", "data.toy.movies=3"])
+    dm = ToyDataModule(cfg.data, cfg.loader)
     assert len(dm.dataset("train")) > 0 and (tmp_path / "toy" / "lsmdc").is_dir()

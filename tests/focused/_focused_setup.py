@@ -12,11 +12,11 @@ from moviead.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPE = [CONFIGS / "stage2" / "focusedad.yaml", CONFIGS / "stage2" / "focusedad_tiny.yaml",
-          CONFIGS / "data" / "storyboard.yaml"]
+          CONFIGS / "data" / "toy_storyboard.yaml"]
 
 
 def focused_cfg(toy_root: Path, run_root: Path, *overrides: str) -> DictConfig:
-    """``moviead train configs/stage2/focusedad.yaml configs/stage2/focusedad_tiny.yaml configs/data/storyboard.yaml``
+    """``moviead train configs/stage2/focusedad.yaml configs/stage2/focusedad_tiny.yaml configs/data/toy_storyboard.yaml``
     on ``toy_root``'s Storyboard-v2 part, quiet."""
     return load_config(RECIPE, [f"data.root={toy_root / 'storyboard'}", f"trainer.default_root_dir={run_root}",
                                 "trainer.enable_progress_bar=false", *overrides])

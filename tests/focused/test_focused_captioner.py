@@ -10,22 +10,24 @@ import torch
 
 from moviead.datamodules import build_datamodule
 from moviead.focused.captioner import FocusedCaptionBatch, FocusedCaptioner
+from moviead.losses import CaptioningLoss
 from moviead.models.decoder import IGNORE_INDEX
-from moviead.recipes.build import model_batch
-from moviead.recipes.build import build_captioner, load_captioner_checkpoint
+from moviead.recipes import build_recipe
+from moviead.recipes.base import model_batch
+from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.focused._focused_setup import focused_cfg
 
 
 @pytest.fixture(scope="module")
 def parts_and_cfg(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    cfg = focused_cfg(toy_root, tmp_path_factory.mktemp("runs"), "data.batch_size=8", "data.eval_batch_size=4")
+    cfg = focused_cfg(toy_root, tmp_path_factory.mktemp("runs"), "loader.batch_size=8", "loader.eval_batch_size=4")
     torch.manual_seed(0)
-    return build_captioner(cfg), cfg
+    return build_recipe(cfg), cfg
 
 
 def _batch(parts, cfg, split: str = "train", with_target: bool = True):
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup("fit")
     loader = dm.train_dataloader() if split == "train" else dm.val_dataloader()
     return model_batch(parts.captioner, next(iter(loader)), with_target=with_target)
@@ -92,7 +94,8 @@ def test_one_training_step_reaches_every_new_part_and_lowers_the_loss(parts_and_
     batch = _batch(parts, cfg)
     state = {k: v.clone() for k, v in captioner.state_dict().items()}
     optimizer = torch.optim.AdamW([p for p in captioner.parameters() if p.requires_grad], lr=3e-3)
-    first = captioner(batch)
+    loss = CaptioningLoss(captioner.lambda_dw)
+    first = loss(captioner, batch)
     assert first.ccl is None and torch.isfinite(first.loss) and first.selected.shape == batch.proposal_valid.shape
     first.loss.backward()
     for name in ("soft_prompt", "character_encoder.mlp.0.weight", "decoder.projector.weight",
@@ -102,9 +105,9 @@ def test_one_training_step_reaches_every_new_part_and_lowers_the_loss(parts_and_
     optimizer.step()
     for _ in range(2):
         optimizer.zero_grad()
-        captioner(batch).loss.backward()
+        loss(captioner, batch).loss.backward()
         optimizer.step()
-    assert captioner(batch).loss < first.loss
+    assert loss(captioner, batch).loss < first.loss
     captioner.load_state_dict(state)  # leave the shared fixture as it was
 
 
@@ -124,7 +127,7 @@ def test_decoding_a_sample_alone_or_in_a_batch_gives_the_same_ids(parts_and_cfg)
 def test_a_short_run_saves_the_focused_weights_and_reloads_them(toy_root: Path, tmp_path: Path) -> None:
     cfg = focused_cfg(toy_root, tmp_path, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                       "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",
-                      "captioning.val_generate_batches=1", "data.eval_batch_size=4")
+                      "captioning.val_generate_batches=1", "loader.eval_batch_size=4")
     result = train(cfg)
     checkpoint = result.run_dir / "checkpoints" / "last.ckpt"
     keys = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]

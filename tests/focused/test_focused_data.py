@@ -13,14 +13,14 @@ from moviead.data.collate import BatchKey
 from moviead.datamodules import StoryboardDataModule, build_datamodule
 from moviead.focused.data import FocusedBatchKey as K
 from moviead.focused.templates import REGION, dynamic_instruction
-from moviead.recipes.build import build_captioner
+from moviead.recipes import build_recipe
 from tests.focused._focused_setup import focused_cfg, write_patch_features
 
 
 def _datamodule(toy_root: Path, tmp_path: Path, *overrides: str):
     cfg = focused_cfg(toy_root, tmp_path, *overrides)
-    parts = build_captioner(cfg)
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    parts = build_recipe(cfg)
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup("fit")
     return cfg, parts, dm
 
@@ -77,7 +77,14 @@ def test_patch_features_are_read_at_the_frames_indices(toy_root: Path, tmp_path:
 
 
 def test_box_mode_without_patch_features_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
-    cfg = focused_cfg(toy_root, tmp_path, "captioning.focused.character_tokens=box", "captioning.dsm.enabled=true",
-                      "captioning.decoder.instruction=AD")
-    with pytest.raises(ValueError, match="no DSM.*instruction is built per clip.*needs captioning.focused.patch_feat"):
-        build_captioner(cfg)
+    cfg = focused_cfg(toy_root, tmp_path, "captioning.focused.character_tokens=box")
+    with pytest.raises(ValueError, match="method=focusedad: character_tokens=box needs captioning.focused.patch_feat"):
+        build_recipe(cfg)
+
+
+def test_the_method_key_is_the_switch_other_recipes_sections_are_not_read(toy_root: Path, tmp_path: Path) -> None:
+    cfg = focused_cfg(toy_root, tmp_path, "captioning.dsm.enabled=true", "captioning.decoder.instruction=AD",
+                      "captioning.distinct.lambda_dw=1.0")
+    recipe = build_recipe(cfg)
+    assert recipe.method == "focusedad" and recipe.captioner.dsm is None and recipe.captioner.lambda_dw == 0.0
+    assert len(recipe.captioner.decoder.instruction_ids) == 0  # FocusedAD's instruction is built per clip

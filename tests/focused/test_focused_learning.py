@@ -10,8 +10,8 @@ import torch
 
 from moviead.datamodules import build_datamodule
 from moviead.metrics.toy import toy_slot_accuracy
-from moviead.recipes.build import model_batch
-from moviead.recipes.build import load_captioner_checkpoint
+from moviead.recipes.base import model_batch
+from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.focused._focused_setup import focused_cfg
 
@@ -29,7 +29,7 @@ def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def held_out_slot_accuracy(checkpoint: Path) -> tuple[dict[str, float], int]:
     """Greedy decoding of every held-out record with the checkpoint's model: toy slot accuracies and the count."""
     parts, cfg = load_captioner_checkpoint(checkpoint)
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup("validate")
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
     captioner = parts.captioner.eval()

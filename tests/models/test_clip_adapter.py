@@ -15,8 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from moviead.clip_towers import load_open_clip, save_open_clip_dir, tiny_open_clip_config
+from moviead.data.collate import BatchKey
+from moviead.losses import CLIPAdaptationLoss, clip_global_loss
 from moviead.models.clip_adapter import CLIPAdaptationConfig, CLIPVideoAdapter
-from moviead.models.clip_towers import load_open_clip, save_open_clip_dir, tiny_open_clip_config
 
 E, VISION_LAYERS, B, T = 32, 3, 3, 5
 
@@ -38,6 +40,14 @@ def adapter_config(**overrides: Any) -> CLIPAdaptationConfig:
     sizes: dict[str, Any] = dict(feature_dim=E, adapter_heads=4, adapter_layers=2, max_frames=16)
     sizes.update(overrides)
     return CLIPAdaptationConfig(**sizes)
+
+
+def adaptation_loss(
+    model: CLIPVideoAdapter, frames: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor, gather: bool = True
+) -> dict[str, torch.Tensor]:
+    """The Stage-I losses as the stage computes them (``CLIPAdaptationLoss`` with the config's lambda_fw)."""
+    batch = {BatchKey.FRAMES: frames, BatchKey.FRAME_MASK: mask, BatchKey.TEXT_IDS: ids}
+    return CLIPAdaptationLoss(model.config.lambda_fw, gather=gather)(model, batch)
 
 
 @pytest.fixture()
@@ -67,8 +77,12 @@ def test_adapter_mode_starts_as_identity_and_shapes(clip_dir: Path) -> None:
     ids = tokenizer(["a man opens the door", "she runs", "a red car"])
     assert model.encode_text(ids).shape == (B, E) and model.encode_words(ids).shape == (B, ids.shape[1], E)
     assert torch.allclose(model.encode_text(ids), clip.encode_text(ids), atol=1e-6)  # = open_clip's embedding
-    losses = model.loss(feats, FRAME_MASK, ids, gather=False)
+    losses = adaptation_loss(model, feats, FRAME_MASK, ids, gather=False)
     assert set(losses) == {"global", "fw", "loss"} and all(torch.isfinite(v) for v in losses.values())
+    batch = {BatchKey.FRAMES: feats, BatchKey.FRAME_MASK: FRAME_MASK, BatchKey.TEXT_IDS: ids}
+    global_only = CLIPAdaptationLoss(lambda_fw=0.0)(model, batch)
+    assert "fw" not in global_only and torch.equal(global_only["loss"], losses["global"])
+    assert torch.equal(global_only["global"], clip_global_loss(video, model.encode_text(ids), model.temp))
 
 
 def test_one_step_changes_adapter_not_text_tower(clip_dir: Path) -> None:
@@ -78,7 +92,7 @@ def test_one_step_changes_adapter_not_text_tower(clip_dir: Path) -> None:
     adapter_before = {n: p.detach().clone() for n, p in model.adapter.named_parameters()}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)  # all parameters: freezing must do the work
     ids = tokenizer(["a man opens the door", "she runs", "a red car"])
-    model.loss(torch.randn(B, T, E), FRAME_MASK, ids)["loss"].backward()
+    adaptation_loss(model, torch.randn(B, T, E), FRAME_MASK, ids)["loss"].backward()
     assert all(p.grad is None for p in model.text.parameters())
     optimizer.step()
     for name, param in model.text.named_parameters():
@@ -118,7 +132,7 @@ def test_tower_mode_trains_only_last_blocks(clip_dir: Path) -> None:
     assert out[~FRAME_MASK].abs().sum() == 0
     assert torch.allclose(out[0], clip.encode_image(frames[0]), atol=1e-5)
     ids = tokenizer(["a man opens the door", "she runs", "a red car"])
-    model.loss(frames, FRAME_MASK, ids)["loss"].backward()
+    adaptation_loss(model, frames, FRAME_MASK, ids)["loss"].backward()
     assert clip.visual.transformer.resblocks[0].mlp.c_fc.weight.grad is None
     assert clip.visual.transformer.resblocks[-1].mlp.c_fc.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="n_trainable_blocks"):
@@ -175,7 +189,7 @@ def test_adapter_learns_synthetic_pairs(clip_dir: Path, one_thread: None) -> Non
     model.train()
     for _ in range(100):
         batch = torch.randint(0, n_train, (32,), generator=gen)
-        loss = model.loss(feats[batch], mask[batch], ids[batch])["loss"]
+        loss = adaptation_loss(model, feats[batch], mask[batch], ids[batch])["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -7,10 +7,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from peft import PeftModel
+from peft.tuners.lora import LoraLayer
 from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from moviead.models.decoder import IGNORE_INDEX, VisualPrefixDecoder, load_causal_lm
-from moviead.models.lora import LoRALinear
+
+LORA_A, LORA_B = "lora_A.default.weight", "lora_B.default.weight"  # peft's parameter names
 
 VOCAB = 64
 SPECIAL = {"b_q": 64, "e_q": 65, "b_t": 66, "e_t": 67, "b_s": 68, "e_s": 69}
@@ -195,27 +198,61 @@ def test_lora_starts_at_the_base_model_and_trains_alone(kind: str, targets: tupl
     base = make_decoder(kind)
     lora = make_decoder(kind, lora_rank=4, lora_targets=targets)
     assert len(lora.lora_modules) == expected
-    assert sum(isinstance(m, LoRALinear) for m in lora.modules()) == expected
+    assert sum(isinstance(m, LoraLayer) for m in lora.modules()) == expected
     lora.load_state_dict(base.state_dict(), strict=False)  # same projector and special rows
     with torch.no_grad():
         for m in lora.modules():
-            if isinstance(m, LoRALinear):
-                assert m.lora_A.abs().sum() > 0 and m.lora_B.abs().sum() == 0
+            if isinstance(m, LoraLayer):
+                assert m.lora_A["default"].weight.abs().sum() > 0 and m.lora_B["default"].weight.abs().sum() == 0
         x = torch.randn(2, 5, base.embed_dim)
         assert torch.equal(lora.lm(inputs_embeds=x).logits, base.lm(inputs_embeds=x).logits)
         assert torch.equal(lora(**hand_batch()), base(**hand_batch()))
     trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
-    lora_names = {n for n in trainable if n.endswith(("lora_A", "lora_B"))}
+    lora_names = {n for n in trainable if n.endswith((LORA_A, LORA_B))}
     assert len(lora_names) == 2 * expected
     assert trainable == lora_names | {"special_embeddings", "projector.weight", "projector.bias"}
     frozen_before = {n: p.detach().clone() for n, p in lora.named_parameters() if not p.requires_grad}
-    b_before = {n: p.detach().clone() for n, p in lora.named_parameters() if n.endswith("lora_B")}
+    b_before = {n: p.detach().clone() for n, p in lora.named_parameters() if n.endswith(LORA_B)}
     _step(lora)
     for name, p in lora.named_parameters():
         if name in frozen_before:
             assert torch.equal(p, frozen_before[name]), name
         if name in b_before:
             assert not torch.equal(p, b_before[name]), name
+
+
+@pytest.mark.parametrize(("kind", "targets"), [("opt", ("q_proj", "v_proj")), ("gpt2", ("c_attn",))])
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft's call
+def test_lora_adapter_is_saved_in_peft_layout(tmp_path, kind: str, targets: tuple[str, ...]) -> None:
+    """A trained adapter written by save_adapter, loaded by peft onto a fresh LM, gives the decoder's logits."""
+    lora = make_decoder(kind, lora_rank=4, lora_targets=targets)
+    _step(lora)
+    folder = lora.save_adapter(tmp_path / "adapter")
+    assert {p.name for p in folder.iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
+    loaded = PeftModel.from_pretrained(tiny_lm(kind), folder).eval()
+    x = torch.randn(2, 5, lora.embed_dim)
+    with torch.no_grad():
+        expected = lora.lm(inputs_embeds=x).logits
+        assert not torch.equal(expected, tiny_lm(kind)(inputs_embeds=x).logits)  # the adapter changes the LM
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(loaded(inputs_embeds=x).logits, expected, rtol=1e-5, atol=1e-5 * scale)
+    with pytest.raises(ValueError, match="no LoRA adapter"):
+        make_decoder(kind).save_adapter(tmp_path / "none")
+
+
+def test_lora_checkpoints_of_the_former_wrapper_still_load() -> None:
+    """Keys ``<m>.lora_A``/``<m>.lora_B``/``<m>.base.weight`` (before peft) load into peft's parameters."""
+    lora = make_decoder(lora_rank=4, lora_targets=("q_proj", "v_proj"))
+    state = {}
+    for name, p in lora.state_dict().items():
+        old = name.replace(f".{LORA_A}", ".lora_A").replace(f".{LORA_B}", ".lora_B").replace(".base_layer.", ".base.")
+        state[old] = torch.randn_like(p) if old.endswith(("lora_A", "lora_B")) else p.clone()
+    assert sum(k.endswith(".lora_B") for k in state) == 4 and any(".q_proj.base.weight" in k for k in state)
+    lora.load_state_dict(state, strict=True)
+    for name, p in lora.state_dict().items():
+        if name.endswith((LORA_A, LORA_B)):
+            old = name.replace(f".{LORA_A}", ".lora_A").replace(f".{LORA_B}", ".lora_B")
+            assert torch.equal(p, state[old]), name
 
 
 def test_lora_without_a_matching_module_fails() -> None:

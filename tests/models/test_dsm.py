@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moviead.losses import contextual_contrastive_loss
+from moviead.losses import contextual_contrastive_loss, dsm_contextual_loss
 from moviead.models.dsm import DSMOutput, DynamicSelectionModule, recency_positions, top_k_mask
 
 DC, DV, P, T = 16, 12, 5, 4
@@ -67,7 +67,7 @@ def _expected_ccl() -> float:
 
 def test_ccl_equals_hand_computed_value() -> None:
     loss = contextual_contrastive_loss(**_ccl_inputs())
-    assert loss.item() == pytest.approx(_expected_ccl(), abs=1e-6)
+    assert loss.item() == pytest.approx(_expected_ccl(), rel=1e-6)
     assert _expected_ccl() == pytest.approx(0.52800, abs=1e-4)  # (log(1+e^-1.8727) + log(1+e^0.4)) / 2
 
 
@@ -76,9 +76,9 @@ def test_ccl_ignores_samples_without_items_and_overall_score_scale() -> None:
     extended = {k: (torch.cat([v, torch.zeros_like(v[:1])]) if v.dim() else v) for k, v in base.items()}
     extended["text_features"][2] = 5.0  # a sample with no valid item: features must not matter
     extended["visual_summary"][2] = 1.0
-    assert contextual_contrastive_loss(**extended).item() == pytest.approx(_expected_ccl(), abs=1e-6)
+    assert contextual_contrastive_loss(**extended).item() == pytest.approx(_expected_ccl(), rel=1e-6)
     scaled = dict(base, scores=base["scores"] * 7.0)  # cos is scale-invariant: only relative weights count
-    assert contextual_contrastive_loss(**scaled).item() == pytest.approx(_expected_ccl(), abs=1e-6)
+    assert contextual_contrastive_loss(**scaled).item() == pytest.approx(_expected_ccl(), rel=1e-6)
 
 
 def test_ccl_without_any_positive_is_zero_and_backpropagates() -> None:
@@ -156,7 +156,7 @@ def test_scores_are_a_softmax_over_valid_items_and_padding_invariant() -> None:
     assert torch.allclose(right.scores[:, :P], out.scores, atol=1e-6)
     assert torch.allclose(left.scores[:, 2:], out.scores, atol=1e-6)
     assert torch.equal(right.selected[:, :P], out.selected) and torch.equal(left.selected[:, 2:], out.selected)
-    assert torch.allclose(right.loss, out.loss, atol=1e-6)
+    assert torch.allclose(dsm_contextual_loss(right), dsm_contextual_loss(out), atol=1e-6)
 
 
 def test_recency_embedding_makes_identical_items_distinguishable() -> None:
@@ -182,7 +182,7 @@ def _logit_grads(dsm: DynamicSelectionModule, x: dict[str, torch.Tensor]) -> tup
     handle = dsm.sampler.register_forward_hook(keep)
     out = dsm(**x)
     handle.remove()
-    out.loss.backward()
+    dsm_contextual_loss(out).backward()
     return captured[0].grad.squeeze(-1), out  # (B, P)
 
 
@@ -203,18 +203,25 @@ def test_sampler_gradient_flows_only_through_the_ccl_weights() -> None:
     grads, out = _logit_grads(dsm, x)
     assert dsm.sampler.weight.grad.abs().sum() > 0
     # CCL is scale-invariant in the selected scores, so through the softmax: zero gradient on every unselected
-    # logit, and the selected logits' gradients sum to zero (only their relative order is learned).
-    assert torch.all(grads[~out.selected].abs() < 1e-7)
+    # logit, and the selected logits' gradients sum to zero (only their relative order is learned). "Zero" is up
+    # to float32 rounding, which scales with the gradients: compare to the selected logits' (measured over 60
+    # seeds: the unselected ones and the sums stay below 1.5e-6 of it).
     assert torch.all(grads[out.selected].abs().view(3, 2).amax(-1) > 1e-5)
-    assert torch.allclose(grads.sum(-1), torch.zeros(3), atol=1e-7)
+    scale = grads[out.selected].abs().max()
+    assert torch.all(grads[~out.selected].abs() < 1e-4 * scale)
+    assert torch.all(grads.sum(-1).abs() < 1e-4 * scale)
 
 
 def test_with_top1_the_sampler_gets_no_gradient() -> None:
     dsm = tiny_dsm(top_k=1)
     grads, out = _logit_grads(dsm, inputs())
-    assert out.loss.item() > 0
-    assert grads.abs().max() < 1e-7
-    assert dsm.sampler.weight.grad.abs().max() < 1e-6
+    assert dsm_contextual_loss(out).item() > 0
+    # zero up to float32 rounding, relative to a gradient of the same loss that is not zero (the visual
+    # projection's; measured over 60 seeds: both ratios stay below 1e-7, a real sampler gradient is above 1e-3)
+    scale = dsm.visual_proj.weight.grad.norm()
+    assert scale > 0
+    assert grads.abs().max() < 1e-5 * scale
+    assert dsm.sampler.weight.grad.abs().max() < 1e-5 * scale
 
 
 def test_no_nan_without_valid_items_or_frames() -> None:
@@ -224,16 +231,18 @@ def test_no_nan_without_valid_items_or_frames() -> None:
     x["proposal_features"][0] = 0.0
     x["visual_mask"][1] = False
     out = dsm(**x)
-    out.loss.backward()
-    assert torch.isfinite(out.loss) and torch.isfinite(out.scores).all()
+    loss = dsm_contextual_loss(out)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(out.scores).all()
     assert torch.all(out.scores[0] == 0) and not out.selected[0].any()
     assert all(torch.isfinite(p.grad).all() for p in dsm.parameters() if p.grad is not None)
 
     dsm.zero_grad()
     x["proposal_valid"][:] = False
     out = dsm(**x)
-    out.loss.backward()
-    assert out.loss.item() == 0.0 and not out.selected.any()
+    loss = dsm_contextual_loss(out)
+    loss.backward()
+    assert loss.item() == 0.0 and not out.selected.any()
     assert all(torch.all(p.grad == 0) for p in dsm.parameters() if p.grad is not None)
 
 
@@ -274,7 +283,7 @@ def test_dsm_learns_to_select_the_item_matching_the_clip() -> None:
     gen = torch.Generator().manual_seed(100)
     for _ in range(150):
         feats, valid, frames, _ = sample(gen)
-        loss = dsm(feats, valid, frames).loss
+        loss = dsm_contextual_loss(dsm(feats, valid, frames))
         opt.zero_grad()
         loss.backward()
         opt.step()

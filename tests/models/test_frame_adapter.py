@@ -3,33 +3,34 @@ adapter, frozen, and clear errors for what does not fit."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import open_clip
 import pytest
 import torch
-from omegaconf import OmegaConf
-from safetensors.torch import save_model
 
+from moviead.clip_towers import tiny_open_clip_config
+from moviead.export_files import CLIP_ADAPTER_CONFIG, CLIP_ADAPTER_WEIGHTS
 from moviead.models.clip_adapter import CLIPAdaptationConfig, CLIPVideoAdapter
-from moviead.models.clip_towers import tiny_open_clip_config
 from moviead.models.frame_adapter import load_frame_adapter
 
 E = 32
 
 
 def write_export(out: Path, **clip_overrides) -> CLIPVideoAdapter:
-    """What `moviead train` (task clip_adaptation, adapter mode) exports: clip_adapter.safetensors + config.yaml."""
+    """What `moviead train` (task clip_adaptation, adapter mode) exports: clip_adapter.safetensors and the adapter's
+    own clip_adapter_config.json (``clip_overrides`` edit that JSON); no config.yaml."""
     torch.manual_seed(0)
     config = CLIPAdaptationConfig(feature_dim=E, adapter_heads=4, adapter_layers=1, max_frames=16,
                                   adapter_dropout=0.0)  # fmt: skip
     model = CLIPVideoAdapter(open_clip.CLIP(**tiny_open_clip_config(embed_dim=E)), config)
     with torch.no_grad():  # as if trained: the output projection starts at zero (identity) otherwise
         model.adapter.out_proj.weight.normal_(std=0.1)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(out / "clip_adapter.safetensors"))
-    clip = {**vars(config), **clip_overrides}
-    OmegaConf.save(OmegaConf.create({"task": "clip_adaptation", "clip": clip}), out / "config.yaml")
+    model.save_pretrained(out)
+    if clip_overrides:
+        path = out / CLIP_ADAPTER_CONFIG
+        path.write_text(json.dumps({**json.loads(path.read_text()), **clip_overrides}))
     return model
 
 
@@ -55,6 +56,14 @@ def test_missing_or_unfit_exports_are_clear_errors(tmp_path: Path) -> None:
     write_export(tmp_path / "ok")
     with pytest.raises(ValueError, match="reads 32-d features but data.feature_dim is 768"):
         load_frame_adapter(tmp_path / "ok", feature_dim=768)
-    (tmp_path / "ok" / "config.yaml").unlink()
-    with pytest.raises(FileNotFoundError, match="config.yaml"):
+    (tmp_path / "ok" / CLIP_ADAPTER_CONFIG).unlink()
+    with pytest.raises(FileNotFoundError, match="clip_adapter_config.json is missing"):
         load_frame_adapter(tmp_path / "ok", feature_dim=E)
+
+
+def test_adapter_loads_without_any_config_yaml(tmp_path: Path) -> None:
+    model = write_export(tmp_path / "export")
+    assert {p.name for p in (tmp_path / "export").iterdir()} == {CLIP_ADAPTER_CONFIG, CLIP_ADAPTER_WEIGHTS}
+    frames, mask = torch.randn(1, 4, E), torch.ones(1, 4, dtype=torch.bool)
+    out = load_frame_adapter(tmp_path / "export", feature_dim=E)(frames, mask)
+    assert torch.allclose(out, model.adapted_frame_features(frames, mask), atol=1e-6)

@@ -37,11 +37,11 @@ def stage2_cfg(toy_root: Path, stage1: Path, run_root: Path, *overrides: str) ->
 def write_untrained_stage2_checkpoint(cfg: DictConfig, path: Path) -> Path:
     """A Stage-II checkpoint of ``cfg``'s captioner with its initial (seed 0) weights, as ``moviead train`` writes it:
     trainable weights under ``captioner.`` and the ``moviead`` entry. Evaluation tests need a model, not a good one."""
-    from moviead.recipes.build import CHECKPOINT_KEY, resolved_config
-    from moviead.recipes.build import build_captioner
+    from moviead.recipes import build_recipe
+    from moviead.recipes.base import CHECKPOINT_KEY, resolved_config
 
     torch.manual_seed(0)
-    parts = build_captioner(cfg, path.parent)
+    parts = build_recipe(cfg, path.parent)
     state = {f"captioner.{n}": p.detach().clone() for n, p in parts.captioner.named_parameters() if p.requires_grad}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state, CHECKPOINT_KEY: {"config": resolved_config(cfg), "stage1": cfg.captioning.stage1}},

@@ -27,7 +27,7 @@ def test_learning_toy_clip_adapter_text_to_video_r1_at_least_5x_chance(toy_root:
             f"data.root={toy_root / 'mad'}",
             f"trainer.default_root_dir={tmp_path}",
             "trainer.max_epochs=12",
-            "data.batch_size=16",
+            "loader.batch_size=16",
             "trainer.enable_progress_bar=false",
             "clip.adapter_layers=1",
             "optim.lr=2e-3",
@@ -35,7 +35,7 @@ def test_learning_toy_clip_adapter_text_to_video_r1_at_least_5x_chance(toy_root:
         ],
     )
     result = train(cfg)
-    chance = 100.0 / len(build_datamodule(cfg.data).dataset("val"))
+    chance = 100.0 / len(build_datamodule(cfg).dataset("val"))
     assert result.metrics["val/t2v_r1"] >= 5 * chance, (result.metrics, chance)
     weights = load_file(result.export_dir / "clip_adapter.safetensors")
     assert any(k.startswith("adapter.") for k in weights) and "temp" in weights

@@ -24,9 +24,9 @@ def _cfg(toy_root: Path, *overrides: str):
 
 @pytest.fixture(scope="module")
 def toy_batch(toy_root: Path):
-    cfg = _cfg(toy_root, "data.batch_size=8")
+    cfg = _cfg(toy_root, "loader.batch_size=8")
     bundle = _pme_bundle(cfg)
-    dm = build_datamodule(cfg.data, tokenizer=bundle.tokenizer)
+    dm = build_datamodule(cfg, bundle.tokenizer)
     dm.setup("fit")
     return cfg, next(iter(dm.train_dataloader()))
 
@@ -35,8 +35,8 @@ def toy_batch(toy_root: Path):
 def test_a_zero_weight_switches_a_loss_off(toy_batch, off: str) -> None:
     cfg, batch = toy_batch
     stage = _pme_bundle(cfg).stage
-    stage.weights = PMELossWeights(**{name: 0.0 if name == off else 1.0 for name in ("vtc", "vtm", "vtg")})
-    losses = stage.compute_losses(batch)
+    stage.loss.weights = PMELossWeights(**{name: 0.0 if name == off else 1.0 for name in ("vtc", "vtm", "vtg")})
+    losses = stage.loss.parts(stage.model, batch)
     assert set(losses) == {"vtc", "vtm", "vtg"} - {off}
     assert all(torch.isfinite(v) for v in losses.values())
 
@@ -48,13 +48,12 @@ def test_stage1_losses_fall_on_a_fixed_batch(toy_batch) -> None:
     optimizer = torch.optim.AdamW(stage.parameters(), lr=1e-3)
     first = None
     for _ in range(30):
-        losses = stage.compute_losses(batch)
-        total = stage.weights.total(losses)
+        total, losses = stage.loss(stage.model, batch)
         first = first if first is not None else {k: v.item() for k, v in losses.items()}
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    last = {k: v.item() for k, v in stage.compute_losses(batch).items()}
+    last = {k: v.item() for k, v in stage.loss(stage.model, batch)[1].items()}
     # Measured: vtc 2.08 -> 0.84, vtg 5.51 -> 3.00, vtm 0.692 -> 0.637 (chance is ln 2 = 0.693).
     assert last["vtc"] < 0.6 * first["vtc"] and last["vtg"] < 0.8 * first["vtg"] and last["vtm"] < 0.68
 
@@ -71,7 +70,7 @@ def test_vtm_negatives_are_never_an_identical_text(toy_batch) -> None:
         return original(video, video_mask, ids, mask)
 
     stage.model.itm_logits = spy
-    stage._vtm(duplicated, *_sims(stage, duplicated))
+    stage.loss.vtm(stage.model, duplicated, *_sims(stage, duplicated))
     n = len(duplicated[BatchKey.TEXT_IDS])
     positives, negatives = captured["ids"][:n], captured["ids"][n : 2 * n]
     assert not (positives == negatives).all(dim=-1).any()
@@ -86,7 +85,7 @@ def _sims(stage, batch):
 @pytest.fixture(scope="module")
 def trained(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
     runs = tmp_path_factory.mktemp("runs")
-    cfg = _cfg(toy_root, f"trainer.default_root_dir={runs}", "trainer.max_epochs=15", "data.batch_size=16",
+    cfg = _cfg(toy_root, f"trainer.default_root_dir={runs}", "trainer.max_epochs=15", "loader.batch_size=16",
                "trainer.enable_progress_bar=false")
     return cfg, train(cfg)
 
@@ -94,7 +93,7 @@ def trained(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.integration
 def test_learning_toy_stage1_text_to_video_r1_at_least_5x_chance(trained) -> None:
     cfg, result = trained
-    n_val = len(build_datamodule(cfg.data).dataset("val"))
+    n_val = len(build_datamodule(cfg).dataset("val"))
     chance = 100.0 / n_val
     assert result.metrics["val/t2v_r1"] >= 5 * chance, (result.metrics, chance)
 

@@ -9,8 +9,8 @@ import torch
 
 from moviead.datamodules import build_datamodule
 from moviead.metrics.captioning import caption_scores
-from moviead.recipes.build import caption_batch
-from moviead.recipes.build import build_captioner
+from moviead.recipes import build_recipe
+from moviead.recipes.base import caption_batch
 from moviead.stages.train import train
 from tests.stages._stage2 import stage2_cfg
 
@@ -19,7 +19,7 @@ VAL_BATCHES = 2
 
 def _val_cider(parts, cfg) -> float:
     """CIDEr of greedy decoding on the first VAL_BATCHES validation batches (the subset validation decodes)."""
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup("validate")
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
     refs, preds = {}, {}
@@ -47,7 +47,7 @@ def test_learning_cider_after_training_exceeds_untrained(toy12: Path, stage1_exp
     cfg = stage2_cfg(toy12, stage1_export, tmp_path, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=0",
                      f"captioning.val_generate_batches={VAL_BATCHES}", "captioning.val_num_beams=1")
     torch.manual_seed(cfg.seed)
-    untrained = _val_cider(build_captioner(cfg, tmp_path / "untrained"), cfg)
+    untrained = _val_cider(build_recipe(cfg, tmp_path / "untrained"), cfg)
     result = train(cfg)
     trained = result.metrics["val/cider"]
     assert trained > untrained + 0.2, (untrained, trained)
@@ -60,7 +60,7 @@ def test_learning_oracle_context_names_the_character_far_more_often_than_local(
     """Names are only in the context (subtitles, earlier ADs), never in the frames: only context can supply them."""
     accuracy = {}
     for mode in ("oracle", "local"):
-        cfg = stage2_cfg(toy12, stage1_export, tmp_path / mode, f"data.context.mode={mode}", f"name={mode}",
+        cfg = stage2_cfg(toy12, stage1_export, tmp_path / mode, f"captioning.context_mode={mode}", f"name={mode}",
                          "trainer.num_sanity_val_steps=0")
         accuracy[mode] = train(cfg).metrics["val/name_acc"]
     assert accuracy["oracle"] >= accuracy["local"] + 0.15 and accuracy["oracle"] >= 2 * accuracy["local"], accuracy

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from moviead.recipes.build import caption_batch
-from moviead.recipes.build import Stage1CheckpointError, build_captioner, load_captioner_checkpoint
+from moviead.recipes import build_recipe
+from moviead.recipes.base import Stage1CheckpointError, caption_batch
+from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._stage2 import stage2_cfg as _cfg
 
@@ -25,7 +26,7 @@ def short_run(toy_root: Path, stage1_export: Path, tmp_path_factory: pytest.Temp
         "trainer.limit_val_batches=1",
         "trainer.num_sanity_val_steps=0",
         "captioning.val_generate_batches=1",
-        "data.eval_batch_size=4",
+        "loader.eval_batch_size=4",
     )
     return cfg, train(cfg)
 
@@ -56,7 +57,7 @@ def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root
         assert torch.equal(mine, value), name
     from moviead.datamodules import build_datamodule
 
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup("validate")
     batch = caption_batch(next(iter(dm.val_dataloader())), with_target=False)
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
@@ -73,27 +74,27 @@ def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root
 def test_missing_stage1_export_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
     cfg = _cfg(toy_root, tmp_path / "nowhere", tmp_path)
     with pytest.raises(Stage1CheckpointError, match="does not exist"):
-        build_captioner(cfg)
+        build_recipe(cfg)
     cfg.captioning.stage1 = None
     with pytest.raises(Stage1CheckpointError, match="captioning.stage1 is not set"):
-        build_captioner(cfg)
+        build_recipe(cfg)
     (tmp_path / "empty").mkdir()
     cfg.captioning.stage1 = str(tmp_path / "empty")
     with pytest.raises(Stage1CheckpointError, match="not a PME export"):
-        build_captioner(cfg)
+        build_recipe(cfg)
 
 
 def test_incompatible_stage1_export_is_a_clear_error(toy_root: Path, stage1_export: Path, tmp_path: Path) -> None:
     cfg = _cfg(toy_root, stage1_export, tmp_path, "data.feature_dim=512")
     with pytest.raises(Stage1CheckpointError, match="reads 768-d frames but data.feature_dim is 512"):
-        build_captioner(cfg)
+        build_recipe(cfg)
 
 
 def test_frames_as_visual_source_needs_no_stage1(toy_root: Path, tmp_path: Path) -> None:
     cfg = _cfg(
         toy_root, tmp_path / "unused", tmp_path, "captioning.visual_source=frames", "captioning.dsm.enabled=false"
     )
-    parts = build_captioner(cfg)
+    parts = build_recipe(cfg)
     assert parts.captioner.pme is None and parts.captioner.dsm is None
     assert parts.captioner.decoder.projector.in_features == 768
 

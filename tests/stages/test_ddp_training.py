@@ -27,8 +27,8 @@ def _train(toy_root: Path, run_root: Path, devices: int, batch_size: int) -> tup
     args = [
         sys.executable, "-m", "moviead", "train", "configs/stage1/pme.yaml", "configs/stage1/pme_tiny.yaml",
         "configs/data/toy.yaml", f"data.root={toy_root / 'mad'}", f"trainer.default_root_dir={run_root}",
-        "name=ddp", "pme.losses.vtm=0", "pme.losses.vtg=0", "data.frames.train_shift=0", "data.num_workers=0",
-        f"data.batch_size={batch_size}", "trainer.accelerator=cpu", f"trainer.devices={devices}",
+        "name=ddp", "pme.losses.vtm=0", "pme.losses.vtg=0", "loader.frames.train_shift=0", "loader.num_workers=0",
+        f"loader.batch_size={batch_size}", "trainer.accelerator=cpu", f"trainer.devices={devices}",
         f"trainer.strategy={'ddp_find_unused_parameters_true' if devices > 1 else 'auto'}", "trainer.max_epochs=1",
         f"trainer.limit_train_batches={STEPS}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
         "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "trainer.ckpt_every_n_steps=0",
@@ -55,7 +55,10 @@ def test_ddp_two_processes_equal_one_process_with_the_doubled_batch(toy_root: Pa
     diffs = {name: (ddp_weights[name] - tensor).abs() for name, tensor in single_weights.items()}
     worst = max(diffs, key=lambda n: diffs[n].max())
     mean = torch.cat([d.flatten() for d in diffs.values()]).mean().item()
-    print(f"weights: largest difference {diffs[worst].max().item():.2e} ({worst}), mean {mean:.2e}")
+    scale = torch.cat([w.flatten() for w in single_weights.values()]).abs().mean().item()
+    print(f"weights: largest difference {diffs[worst].max().item():.2e} ({worst}), mean {mean:.2e}, "
+          f"mean |weight| {scale:.2e}")
     # AdamW divides by the gradient's running RMS: a parameter whose gradient is ~0 moves by up to lr per step in a
-    # direction set by float rounding, so single elements may differ by O(lr); the rest agree to float precision.
-    assert mean < 1e-6 and diffs[worst].max().item() < 1e-3
+    # direction set by float rounding, so single elements may differ by O(lr); the rest agree to float precision,
+    # relative to the weights' scale (measured: mean difference 3e-6 of the mean |weight|, 0.021).
+    assert mean < 5e-5 * scale and diffs[worst].max().item() < 1e-3

@@ -32,7 +32,7 @@ def _film(tmp_path: Path, dim: int, seconds: float = 60.0, fps: float = 5.0) -> 
 def test_every_cue_lies_in_a_dialogue_free_gap(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
     import webvtt
 
-    from moviead.recipes.build import load_captioner_checkpoint
+    from moviead.recipes.checkpoint import load_captioner_checkpoint
 
     _, cfg = load_captioner_checkpoint(stage2_checkpoint)
     features, srt = _film(tmp_path, int(cfg.data.feature_dim))
@@ -57,7 +57,7 @@ def test_every_cue_lies_in_a_dialogue_free_gap(stage2_checkpoint: Path, tmp_path
 
 
 def test_without_subtitles_the_timeline_is_cut_into_windows(stage2_checkpoint: Path, tmp_path: Path) -> None:
-    from moviead.recipes.build import load_captioner_checkpoint
+    from moviead.recipes.checkpoint import load_captioner_checkpoint
 
     _, cfg = load_captioner_checkpoint(stage2_checkpoint)
     features, _ = _film(tmp_path, int(cfg.data.feature_dim), seconds=30.0)
@@ -69,7 +69,7 @@ def test_without_subtitles_the_timeline_is_cut_into_windows(stage2_checkpoint: P
 
 
 def test_unknown_movie_is_a_clear_error(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
-    from moviead.recipes.build import load_captioner_checkpoint
+    from moviead.recipes.checkpoint import load_captioner_checkpoint
 
     _, cfg = load_captioner_checkpoint(stage2_checkpoint)
     features, _ = _film(tmp_path, int(cfg.data.feature_dim), seconds=10.0)

@@ -15,8 +15,9 @@ import torch
 
 from moviead.datamodules import build_datamodule
 from moviead.metrics.captioning import caption_scores
-from moviead.recipes.build import caption_batch
-from moviead.recipes.build import CaptionerParts, build_captioner, load_captioner_checkpoint
+from moviead.recipes import build_recipe
+from moviead.recipes.base import Recipe, caption_batch
+from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._distinctad import distinctad_cfg
 
@@ -24,16 +25,16 @@ TOP_K = 5
 
 
 @torch.no_grad()
-def validation_scores(parts: CaptionerParts, cfg) -> tuple[float, float]:
+def validation_scores(parts: Recipe, cfg) -> tuple[float, float]:
     """Greedy CIDEr on the validation ADs and the bag-of-words head's recall@5 of their distinctive words."""
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup("validate")
     captioner = parts.captioner.eval()
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
     refs, preds, hits, words = {}, {}, 0.0, 0.0
     for batch in dm.val_dataloader():
         tensors = caption_batch(batch)
-        selected, _, _ = captioner.select(tensors)
+        selected, _ = captioner.select(tensors)
         _, visual_mean = captioner.decoder.loss_and_visual_mean(captioner.decoder_inputs(tensors, selected, True))
         top = captioner.decoder.lm.get_output_embeddings()(visual_mean).topk(TOP_K, dim=-1).indices
         hits += float(tensors.distinct_targets.gather(1, top).sum())
@@ -60,7 +61,7 @@ def _train_and_score(toy12: Path, run_root: Path, *overrides: str) -> tuple[tupl
     cfg = distinctad_cfg(toy12, run_root, "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1",
                          *overrides)
     torch.manual_seed(cfg.seed)
-    untrained = validation_scores(build_captioner(cfg), cfg)
+    untrained = validation_scores(build_recipe(cfg), cfg)
     result = train(cfg)
     parts, loaded = load_captioner_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")
     return untrained, validation_scores(parts, loaded)

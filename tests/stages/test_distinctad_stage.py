@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from moviead.datamodules import build_datamodule
-from moviead.recipes.build import caption_batch
-from moviead.recipes.build import build_captioner, load_captioner_checkpoint
+from moviead.losses import CaptioningLoss
+from moviead.recipes import build_recipe
+from moviead.recipes.base import caption_batch
+from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._distinctad import distinctad_cfg
 
@@ -24,13 +25,13 @@ def short_run(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
     cfg = distinctad_cfg(
         toy_root, tmp_path_factory.mktemp("runs"), "trainer.max_epochs=1", "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1",
-        "data.eval_batch_size=4", "trainer.log_every_n_steps=1",
+        "loader.eval_batch_size=4", "trainer.log_every_n_steps=1",
     )
     return cfg, train(cfg)
 
 
 def _first_batch(parts, cfg, stage: str = "validate") -> dict:
-    dm = build_datamodule(cfg.data, tokenizer=parts.tokenizer, **parts.datamodule_kwargs(cfg.captioning.decoder))
+    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
     dm.setup(stage)
     return next(iter(dm.val_dataloader() if stage == "validate" else dm.train_dataloader()))
 
@@ -54,7 +55,8 @@ def test_distinctad_checkpoint_reloads_with_identical_generation(short_run) -> N
     cfg, result = short_run
     path = result.run_dir / "checkpoints" / "last.ckpt"
     parts, loaded = load_captioner_checkpoint(path)
-    assert loaded.captioning.distinct.enabled and parts.neighbour_clips == 3 and parts.distinctive is not None
+    assert loaded.captioning.method == "distinctad" and parts.data.neighbour_clips == 3
+    assert parts.collator.distinctive is not None
     assert parts.captioner.em_attention is not None and parts.captioner.frame_adapter is None
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     assert torch.equal(parts.captioner.em_attention.initial_bases, state["captioner.em_attention.initial_bases"])
@@ -68,6 +70,8 @@ def test_distinctad_checkpoint_reloads_with_identical_generation(short_run) -> N
 
 def _adapter_export(out: Path, dim: int = 768) -> Path:
     """A DistinctAD Stage-I export in adapter mode (its adapter.* weights and config), random weights."""
+    import json
+
     from moviead.models.clip_adapter import TemporalAdapter
 
     torch.manual_seed(0)
@@ -79,17 +83,17 @@ def _adapter_export(out: Path, dim: int = 768) -> Path:
               str(out / "clip_adapter.safetensors"))  # fmt: skip
     clip = {"mode": "adapter", "feature_dim": dim, "adapter_layers": 1, "adapter_heads": 4, "adapter_dropout": 0.0,
             "max_frames": 16}
-    OmegaConf.save(OmegaConf.create({"clip": clip}), out / "config.yaml")
+    (out / "clip_adapter_config.json").write_text(json.dumps(clip))  # the adapter's own config, not config.yaml
     return out
 
 
 def test_adapter_front_end_feeds_the_em_attention_and_stays_frozen(toy_root: Path, tmp_path: Path) -> None:
     cfg = distinctad_cfg(toy_root, tmp_path, f"captioning.distinct.adapter={_adapter_export(tmp_path / 'export')}")
     torch.manual_seed(0)
-    parts = build_captioner(cfg)
+    parts = build_recipe(cfg)
     captioner = parts.captioner.train()
     assert captioner.frame_adapter is not None and not captioner.frame_adapter.training
-    out = captioner(caption_batch(_first_batch(parts, cfg, "fit")))
+    out = CaptioningLoss(captioner.lambda_dw)(captioner, caption_batch(_first_batch(parts, cfg, "fit")))
     assert torch.allclose(out.loss, out.gen + 0.5 * out.dw)  # L = L_GEN + λ_dw L_DW, no CCL
     out.loss.backward()
     assert all(p.grad is None for p in captioner.frame_adapter.parameters())
@@ -98,16 +102,16 @@ def test_adapter_front_end_feeds_the_em_attention_and_stays_frozen(toy_root: Pat
 
 def test_no_em_ablation_reads_no_neighbours_and_keeps_the_word_loss(toy_root: Path, tmp_path: Path) -> None:
     cfg = distinctad_cfg(toy_root, tmp_path, "captioning.distinct.em_attention=false")
-    parts = build_captioner(cfg)
-    assert parts.captioner.em_attention is None and parts.neighbour_clips == 0
+    parts = build_recipe(cfg)
+    assert parts.captioner.em_attention is None and parts.data.neighbour_clips == 0
     batch = _first_batch(parts, cfg)
     assert "neighbour_frames" not in batch and "distinct_targets" in batch
-    out = parts.captioner(caption_batch(batch))
+    out = CaptioningLoss(parts.captioner.lambda_dw)(parts.captioner, caption_batch(batch))
     assert out.dw is not None and torch.allclose(out.loss, out.gen + 0.5 * out.dw)
 
 
-def test_distinctad_needs_frame_features_and_an_existing_adapter(toy_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="needs captioning.visual_source=frames"):
-        build_captioner(distinctad_cfg(toy_root, tmp_path, "captioning.visual_source=pme"))
+def test_distinctad_reads_frame_features_and_needs_an_existing_adapter(toy_root: Path, tmp_path: Path) -> None:
+    recipe = build_recipe(distinctad_cfg(toy_root, tmp_path, "captioning.visual_source=pme"))  # not read
+    assert recipe.captioner.pme is None and recipe.captioner.em_attention is not None
     with pytest.raises(FileNotFoundError, match="captioning.distinct.adapter"):
-        build_captioner(distinctad_cfg(toy_root, tmp_path, f"captioning.distinct.adapter={tmp_path / 'none'}"))
+        build_recipe(distinctad_cfg(toy_root, tmp_path, f"captioning.distinct.adapter={tmp_path / 'none'}"))

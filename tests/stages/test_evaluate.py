@@ -16,8 +16,8 @@ import pytest
 from moviead.cli import main
 from moviead.config import ContextMode
 from moviead.data.sources import load_split
-from moviead.recipes.build import load_captioner_checkpoint
 from moviead.evaluation.decode import DecodeSettings, decode_split
+from moviead.recipes.checkpoint import load_captioner_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def test_evaluate_three_modes_metrics_table_and_exports(stage2_checkpoint: Path,
 
     code = main(["evaluate", "--checkpoint", str(stage2_checkpoint.parent.parent), "--mode", "local,oracle,recurrent",
                  "--split", "train", "--limit-movies", "2", "--out", str(tmp_path), "--export", "vtt,srt",
-                 "--bertscore-model", "none", "--no-progress", "--data", "data.context.context_size=2"])
+                 "--bertscore-model", "none", "--no-progress", "--data", "captioning.context_size=2"])
     assert code == 0
     out = capsys.readouterr().out
     assert "local" in out and "oracle" in out and "recurrent" in out and "cider" in out and "name_acc" in out
@@ -108,7 +108,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(stage2_checkpoint: Path, t
     script.write_text(RESUME_SCRIPT)
     common = ["evaluate", "--checkpoint", str(stage2_checkpoint), "--mode", "recurrent", "--split", "train",
               "--limit-movies", "3", "--batch-movies", "2", "--bertscore-model", "none", "--no-progress",
-              "--data", "data.context.context_size=2"]
+              "--data", "captioning.context_size=2"]
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script), *common, "--out", str(killed)], cwd=REPO, env=env,

@@ -30,7 +30,7 @@ def test_evaluate_focused_checkpoint_oracle_and_recurrent(toy_root: Path, tmp_pa
     movies = list(data.movies)[:2]
     expected = {(i.record.movie, i.record.index) for i in data.items if i.record.movie in movies}
     assert len(expected) >= 4
-    context_size = int(cfg.data.context.context_size)
+    context_size = int(cfg.captioning.context_size)
     for mode in ("oracle", "recurrent"):
         rows = _rows(out / f"val-{mode}" / "predictions.jsonl")
         assert {(r["movie"], r["index"]) for r in rows} == expected

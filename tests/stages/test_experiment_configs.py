@@ -53,7 +53,7 @@ def toy_experiment_cfg(experiment: Path, toy_root: Path, stage1: Path, run_root:
     for _, layer in toy_layers(experiment, toy_root):
         cfg = OmegaConf.merge(cfg, layer)
     force = [f"trainer.default_root_dir={run_root}", "trainer.accelerator=cpu", "trainer.precision=32-true",
-             "trainer.enable_progress_bar=false", "data.num_workers=0", "data.batch_size=4", "data.eval_batch_size=4"]
+             "trainer.enable_progress_bar=false", "loader.num_workers=0", "loader.batch_size=4", "loader.eval_batch_size=4"]
     if TaskName(cfg.task) == TaskName.captioning:
         force += [f"captioning.decoder.lm={toy_root / 'decoders' / 'tiny-opt'}", "captioning.decoder.tokenizer=null",
                   "captioning.decoder.dtype=float32", "captioning.val_generate_batches=1",
@@ -80,14 +80,14 @@ def test_experiment_trains_one_step_on_toy_data(experiment: Path, toy_root: Path
     cache = tmp_path_factory.getbasetemp() / "experiment_sentence_features.safetensors"
     cfg = toy_experiment_cfg(experiment, toy_root, stage1_export, tmp_path, cache)
     own = expand_config_files([experiment])[-1][1]
-    forced = ("captioning.decoder.lm", "captioning.stage1", "trainer.", "data.num_workers",
+    forced = ("captioning.decoder.lm", "captioning.stage1", "trainer.", "loader.num_workers",
               *(item.split("=")[0] for item in TOY_STANDINS.get(_ids(experiment), [])))
     for key, value in _leaves(OmegaConf.to_container(own)):
         if not key.startswith(forced):  # the row's change survives the toy overlays
             assert OmegaConf.select(cfg, key) == value, key
     L.seed_everything(0)
     bundle = BUILDERS[TaskName(cfg.task)](cfg)
-    datamodule = build_datamodule(cfg.data, tokenizer=bundle.tokenizer, **bundle.datamodule_kwargs)
+    datamodule = build_datamodule(cfg, bundle.tokenizer, needs=bundle.needs, collate=bundle.collate)
     trainer = L.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
     trainer.fit(bundle.stage, datamodule=datamodule)

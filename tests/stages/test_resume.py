@@ -1,6 +1,6 @@
 """Exact resume: training stopped mid-epoch and resumed from last.ckpt ends with the uninterrupted run's weights.
 
-Toy Stage-I (tiny PME), CPU, deterministic algorithms, data.num_workers=0: 5 batches an epoch, 2 epochs, last.ckpt
+Toy Stage-I (tiny PME), CPU, deterministic algorithms, loader.num_workers=0: 5 batches an epoch, 2 epochs, last.ckpt
 every 2 steps. The fast test stops the run in-process (an exception at step 7, after the step-6 checkpoint); the
 slow one SIGKILLs a ``moviead train`` process as soon as its first mid-epoch checkpoint appears.
 """
@@ -34,7 +34,7 @@ BATCHES_PER_EPOCH = 5
 def _overrides(toy_root: Path, runs: Path, name: str, epochs: int = 2) -> list[str]:
     return [
         f"data.root={toy_root / 'mad'}", f"trainer.default_root_dir={runs}", f"name={name}",
-        f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={BATCHES_PER_EPOCH}", "data.batch_size=8",
+        f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={BATCHES_PER_EPOCH}", "loader.batch_size=8",
         "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0", "trainer.deterministic=true",
         "trainer.ckpt_every_n_steps=2", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
     ]
@@ -155,7 +155,7 @@ def test_a_stage2_run_stopped_mid_epoch_and_resumed_matches_the_uninterrupted_ru
 ) -> None:
     """Stage-II checkpoints hold only the trainable weights; with DSM dropout on, resume is still exact (~15 s)."""
     settings = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=1",
-                "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1", "data.eval_batch_size=4",
+                "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1", "loader.eval_batch_size=4",
                 "trainer.deterministic=true", "trainer.ckpt_every_n_steps=2", "captioning.dsm.dropout=0.1"]
     train(stage2_cfg(toy_root, stage1_export, tmp_path, *settings, "name=whole"))
     with pytest.raises(InterruptedError):

@@ -102,7 +102,7 @@ def test_mode_comes_from_the_config_then_the_environment_then_the_api_key(monkey
 
 
 def test_run_names_say_recipe_data_context_and_seed(toy_root: Path) -> None:
-    cfg = load_config(STAGE1, [f"data.root={toy_root / 'mad'}", "seed=3", "data.context.mode=local"])
+    cfg = load_config(STAGE1, [f"data.root={toy_root / 'mad'}", "seed=3", "captioning.context_mode=local"])
     assert run_name(cfg) == "toy_stage1_pme-toy-local-seed3"
 
 
@@ -129,7 +129,7 @@ def test_an_offline_stage2_run_logs_the_samples_table_and_the_dsm_heatmap(
     toy_root: Path, stage1_export: Path, offline_wandb: Path
 ) -> None:
     cfg = stage2_cfg(toy_root, stage1_export, offline_wandb, *QUICK, "captioning.val_generate_batches=1",
-                     "data.eval_batch_size=4")
+                     "loader.eval_batch_size=4")
     result = train(cfg)
     folder, _, history = offline_run(result.run_dir)
     (table,) = history["val/samples"]
@@ -143,4 +143,5 @@ def test_an_offline_stage2_run_logs_the_samples_table_and_the_dsm_heatmap(
     rows = [json.loads(line) for line in (result.run_dir / "val_samples" / "epoch-000.jsonl").read_text().splitlines()]
     assert all(len(row["dsm_scores"]) >= 1 and abs(sum(row["dsm_scores"]) - 1) < 1e-4 for row in rows)
     assert (result.run_dir / "val_samples" / "epoch-000.dsm.png").stat().st_size > 1000
-    assert sorted(p.name for p in result.export_dir.iterdir()) == ["captioner.safetensors", "config.yaml"]
+    assert sorted(p.name for p in result.export_dir.iterdir()) == ["captioner.safetensors", "captioner_config.json",
+                                                                   "config.yaml"]

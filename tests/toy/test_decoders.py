@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from moviead.toy import grammar as g
 from moviead.data.prompt_tokens import (
     PROMPT_SPECIAL_TOKENS,
     add_prompt_special_tokens,
@@ -17,6 +16,7 @@ from moviead.data.prompt_tokens import (
     prompt_and_instruction_ids,
     stop_token_ids,
 )
+from moviead.toy import grammar as g
 from moviead.toy.decoders import FAMILIES, write_tiny_causal_lm
 from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 

@@ -6,7 +6,6 @@ The files are read here with pandas / csv / json / h5py directly, not with :mod:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import re
@@ -17,10 +16,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from moviead.toy.generator import write_toy_dataset
 from moviead.toy.grammar import ACTIONS, NAMES, parse_toy_sentence
+from tests.toy._probe import _arrays, _digests, _linear_probe
 
 MOVIES = 6
 FPS = 5.0
@@ -33,19 +32,6 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("toy") / "seed0"
     write_toy_dataset(out, movies=MOVIES, seed=0)
     return out
-
-
-def _digests(root: Path, suffixes: set[str]) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix in suffixes
-    }
-
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        return {key: f[key][()] for key in f}
 
 
 def test_same_seed_gives_identical_files(toy: Path, tmp_path: Path) -> None:
@@ -172,35 +158,6 @@ def _interval_means(toy: Path) -> tuple[pd.DataFrame, np.ndarray]:
     split = json.loads((toy / "mad/mad_split.json").read_text())
     ads["train"] = ads["movie"].isin(split["TRAIN"])
     return ads, np.stack(means)
-
-
-def _linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, classes: int) -> np.ndarray:
-    """Softmax regression (zero init, full-batch Adam) on standardised features; predicted classes of x_test.
-
-    Runs on one thread: the problem is tiny and intra-op threads on a busy machine make it 30x slower.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _fit_and_predict(x_train, y_train, x_test, classes)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit_and_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, classes: int) -> np.ndarray:
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    xs = torch.from_numpy((x_train - mean) / std)
-    ys = torch.from_numpy(y_train).long()
-    layer = torch.nn.Linear(xs.shape[1], classes)
-    torch.nn.init.zeros_(layer.weight)
-    torch.nn.init.zeros_(layer.bias)
-    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2, weight_decay=1e-3)
-    for _ in range(150):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(layer(xs), ys).backward()
-        optimizer.step()
-    with torch.no_grad():
-        return layer(torch.from_numpy((x_test - mean) / std)).argmax(1).numpy()
 
 
 def test_linear_probe_recovers_action_far_above_chance(toy: Path) -> None:

@@ -5,6 +5,9 @@
 - *recurrent*: the model's own earlier outputs, supplied through a :class:`ContextProvider` that the
   evaluator fills as it decodes (:class:`PredictionContext`).
 
+An AD is never in its own context: ADs with the same interval as the current one (a second description of the same
+moment) are not previous ADs; the window ends before the first of them.
+
 Subtitles in oracle and recurrent mode: those that end after the previous AD's start and start before the current AD's
 end (for the first AD of a movie, every subtitle before its end), the last ``max_subtitles`` of them.
 
@@ -19,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from moviead.data.records import ContextMode
-from moviead.data.records import ADRecord, MovieAnnotations, SubtitleRecord
+from moviead.data.records import ADRecord, ContextMode, MovieAnnotations, SubtitleRecord
 
 MAX_SUBTITLE_SECONDS = 60.0  # no subtitle lasts longer; bounds the backward search for intervening lines
 
@@ -79,6 +81,15 @@ class ProposalItem:
         return self.ad.text if self.ad is not None else self.subtitle_text
 
 
+def previous_end(ads: Sequence[ADRecord], record: ADRecord) -> int:
+    """The index after the last AD that may be context of ``record``: ADs sort by ``(start, end)``, so the ADs
+    with ``record``'s interval sit just before it and are skipped."""
+    end = record.index
+    while end > 0 and (ads[end - 1].start, ads[end - 1].end) == (record.start, record.end):
+        end -= 1
+    return end
+
+
 class ContextProvider(Protocol):
     """Supplies the texts of the ADs that precede ``record`` (at most ``count``, oldest first)."""
 
@@ -93,7 +104,8 @@ class GroundTruthContext:
 
     def previous_ads(self, record: ADRecord, count: int) -> list[ContextItem]:
         ads = self.movies[record.movie].ads
-        earlier = ads[max(0, record.index - count) : record.index]
+        end = previous_end(ads, record)
+        earlier = ads[max(0, end - count) : end]
         return [ContextItem("ad", ad.start, ad.end, ad.text, ad.index) for ad in earlier]
 
 
@@ -113,8 +125,9 @@ class PredictionContext:
 
     def previous_ads(self, record: ADRecord, count: int) -> list[ContextItem]:
         ads = self.movies[record.movie].ads
+        end = previous_end(ads, record)
         items = []
-        for ad in ads[max(0, record.index - count) : record.index]:
+        for ad in ads[max(0, end - count) : end]:
             key = (ad.movie, ad.index)
             if key not in self.predictions:
                 raise KeyError(
@@ -191,7 +204,8 @@ class ContextBuilder:
         subtitles: tuple[ContextItem, ...] = ()
         if self.use_subtitles and record.movie in self._subtitles:
             movie_ads = self.movies[record.movie].ads
-            after = movie_ads[record.index - 1].start if record.index > 0 else float("-inf")
+            end = previous_end(movie_ads, record)
+            after = movie_ads[end - 1].start if end > 0 else float("-inf")
             found = self._subtitles[record.movie].intervening(after, record.end, self.max_subtitles)
             subtitles = tuple(ContextItem("subtitle", s.start, s.end, s.text) for s in found)
         return ADContext(ads=ads, subtitles=subtitles)
@@ -222,13 +236,14 @@ class ContextBuilder:
             return tuple(ContextItem("subtitle", s.start, s.end, s.text) for s in found)
 
         items: list[ProposalItem] = []
-        first = previous[0].index if previous else record.index
+        own = previous_end(ads, record)
+        first = previous[0].index if previous else own
         if first == 0:
             bound = ads[0].start if previous else record.end
             leading = subtitles(float("-inf"), bound)
             if leading:
                 items.append(ProposalItem(None, leading, leading[0].start, bound))
         for ad in previous:
-            end = ads[ad.index + 1].start if ad.index + 1 < record.index else record.end
+            end = ads[ad.index + 1].start if ad.index + 1 < own else record.end
             items.append(ProposalItem(ad, subtitles(ads[ad.index].start, end), ads[ad.index].start, end))
         return items

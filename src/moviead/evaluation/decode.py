@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,8 +33,7 @@ from moviead.data.sources import SplitData, make_dataset
 from moviead.evaluation.predictions import PredictionStore
 from moviead.evaluation.schedule import fixed_batches, recurrent_batches
 from moviead.focused.data import read_storyboard_records, storyboard_examples
-from moviead.recipes.build import model_batch
-from moviead.recipes.build import CaptionerParts
+from moviead.recipes.base import Recipe, model_batch
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ def _selected_context(meta: dict[str, Any], chosen: Sequence[bool]) -> list[dict
 
 
 def decode_split(
-    parts: CaptionerParts,
+    parts: Recipe,
     cfg: DictConfig,
     data: SplitData,
     out_dir: str | Path,
@@ -104,28 +103,27 @@ def decode_split(
     """Decode every AD of ``data`` not yet in ``out_dir/predictions.jsonl`` and append it there.
 
     Args:
-        parts: the captioner of a Stage-II checkpoint (:func:`load_captioner_checkpoint`).
-        cfg: its config; ``cfg.data`` says how frames and context are built (its context mode is replaced by
-            ``settings.mode``).
+        parts: the recipe of a Stage-II checkpoint (:func:`~moviead.recipes.checkpoint.load_captioner_checkpoint`);
+            its data requirements say what each example carries (their context mode is replaced by ``settings.mode``).
+        cfg: its config (``data`` and ``loader.frames``: how frames are read).
         data: the split (or the gaps of a film) to decode.
         out_dir: where ``predictions.jsonl`` and ``run.json`` go.
         run_info: what identifies the run (checkpoint, split, ...); a rerun with other values is refused.
         restart: discard earlier predictions instead of resuming.
     """
     mode = ContextMode(settings.mode)
-    cfg.data.context.mode = mode
+    needs = replace(parts.data, context_mode=mode)
     generation = parts.generation_settings(cfg.captioning.generation, settings.num_beams)
     info = {**run_info, "mode": mode.value, "num_beams": generation.num_beams}
     store = PredictionStore(out_dir, info, restart=restart)
     provider = PredictionContext(data.movies) if mode == ContextMode.recurrent else None
-    dataset = make_dataset(data, cfg.data, training=False, provider=provider, with_proposal=True,
-                           neighbour_clips=parts.neighbour_clips)
-    examples = _focused_examples(parts, cfg, dataset) if cfg.captioning.focused.enabled else dataset
+    dataset = make_dataset(data, cfg.data, cfg.loader.frames, needs, training=False, provider=provider)
+    examples = _storyboard_examples(parts, cfg, dataset) if needs.storyboard_records else dataset
     if provider is not None:
         _restore_predictions(provider, data, store)
     positions = [i for i, item in enumerate(dataset.items) if (item.record.movie, item.record.index) not in store.done]
-    if mode == ContextMode.oracle and parts.sentence_bank is not None:
-        encode_proposal_texts(parts.sentence_bank, dataset, positions)
+    if mode == ContextMode.oracle and needs.sentence_bank is not None:
+        encode_proposal_texts(needs.sentence_bank, dataset, positions)
     if mode == ContextMode.recurrent:
         by_movie: dict[str, list[int]] = {}
         for i in positions:
@@ -138,7 +136,7 @@ def decode_split(
 
     device = pick_device(settings.device)
     captioner = parts.captioner.to(device).eval()
-    collate = parts.collator(cfg.captioning.decoder)
+    collate = parts.collator
     bar = tqdm(total=len(dataset), initial=len(dataset) - len(positions), unit="AD", desc=f"{mode.value} decoding",
                disable=not settings.progress, dynamic_ncols=True)
     began, decoded = time.perf_counter(), 0
@@ -163,11 +161,11 @@ def decode_split(
     return DecodeResult(store.rows, decoded, time.perf_counter() - began)
 
 
-def _focused_examples(parts: CaptionerParts, cfg: DictConfig, clips: ADClipDataset) -> Dataset:
+def _storyboard_examples(parts: Recipe, cfg: DictConfig, clips: ADClipDataset) -> Dataset:
     """FocusedAD: the split's clips with their Storyboard-v2 records (and, in box mode, patch features), as its
     DataModule serves them to the :class:`~moviead.focused.data.FocusedCollator` of ``parts.collator``."""
     records = read_storyboard_records(Path(cfg.data.root) / cfg.data.storyboard.annotations)
-    return storyboard_examples(clips, records, getattr(parts, "patch_features", None))
+    return storyboard_examples(clips, records, parts.data.patch_features)
 
 
 def _restore_predictions(provider: PredictionContext, data: SplitData, store: PredictionStore) -> None:

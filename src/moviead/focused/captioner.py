@@ -4,7 +4,9 @@ instruction naming the recognised characters, and character tokens at each named
 It is an :class:`~moviead.models.captioner.ADCaptioner` without DSM (FocusedAD has none: every previous AD of the
 proposal goes into the prompt) whose decoder input is built by :func:`~moviead.focused.prompt.assemble_focused`.
 The scene tokens are the frame features (or a frozen PME's queries) through the decoder's projector. Plain torch:
-:class:`moviead.stages.captioning.CaptioningStage` trains it; it reads the batch through :meth:`extend_batch`.
+:class:`moviead.stages.captioning.CaptioningStage` trains it with :class:`moviead.losses.captioning.CaptioningLoss`
+(L_GEN alone: no DSM, no distinctive-word loss); it reads the batch through :meth:`extend_batch`. Training and
+decoding use the base class's selection, which without a DSM is every valid proposal item.
 
 The soft prompt (``n_soft`` vectors in the LM's embedding space) starts as copies of randomly drawn rows of the
 LM's input embeddings (Lester et al. 2021's "sampled vocabulary" initialisation).
@@ -21,8 +23,7 @@ from torch import nn
 from moviead.focused.character_tokens import CharacterTokenEncoder
 from moviead.focused.data import FocusedBatchKey
 from moviead.focused.prompt import FocusedPrompt, assemble_focused
-from moviead.models.generation import GenerationSettings, generate
-from moviead.models.captioner import ADCaptioner, CaptionBatch, CaptionLosses
+from moviead.models.captioner import ADCaptioner, CaptionBatch
 from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
 from moviead.models.qformer import PretrainedMovieEncoder
 
@@ -133,17 +134,3 @@ class FocusedCaptioner(ADCaptioner):
             batch.target_ids if with_target else None, batch.target_mask if with_target else None,
             padding_side=padding_side,  # type: ignore[arg-type]
         )
-
-    def forward(self, batch: CaptionBatch) -> CaptionLosses:
-        """``L_GEN`` of one batch (targets required); every valid proposal item is in the prompt."""
-        if batch.target_ids is None or batch.target_mask is None:
-            raise ValueError("the captioning loss needs target_ids and target_mask")
-        selected = batch.proposal_valid
-        gen = self.decoder.loss(self.decoder_inputs(batch, selected, with_target=True))
-        return CaptionLosses(loss=gen, gen=gen, ccl=None, selected=selected, scores=None)
-
-    @torch.no_grad()
-    def generate(self, batch: CaptionBatch, settings: GenerationSettings) -> tuple[list[list[int]], torch.Tensor]:
-        """Token ids of one AD per sample (ending at the first stop token) and the (B, P) context items used."""
-        inputs = self.decoder_inputs(batch, batch.proposal_valid, with_target=False, padding_side="left")
-        return generate(self.decoder, inputs, settings), batch.proposal_valid

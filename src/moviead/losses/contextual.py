@@ -19,8 +19,13 @@ written. Two consequences worth knowing (the tests pin both):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from moviead.models.dsm import DSMOutput
 
 
 def contextual_contrastive_loss(
@@ -65,3 +70,11 @@ def contextual_contrastive_loss(
 
     has_positive = (count > 0).to(per_sample.dtype)
     return (per_sample * has_positive).sum() / has_positive.sum().clamp(min=1.0)
+
+
+def dsm_contextual_loss(out: DSMOutput) -> torch.Tensor:
+    """The CCL of one :class:`~moviead.models.dsm.DynamicSelectionModule` pass: its scores and selection, the
+    proposal features it scored, the clip's visual summary and its (clamped, learnable) temperature (scalar)."""
+    return contextual_contrastive_loss(
+        out.scores, out.selected, out.valid, out.proposal_features, out.visual_summary, out.temperature
+    )

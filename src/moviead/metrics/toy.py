@@ -2,14 +2,15 @@
 
 The toy data names a character only in the context (subtitles and earlier ADs), never in the frames, so
 **name accuracy** measures whether a model uses its context; action and object accuracy measure whether it
-reads the frames.
+reads the frames. Sentences of both toy worlds parse (:func:`moviead.toy.grammar_v2.parse_toy_text`; v2's ADs after
+a scene's first name no place).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from moviead.toy.grammar import parse_toy_sentence
+from moviead.toy.grammar_v2 import parse_toy_text
 
 
 def toy_slot_accuracy(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
@@ -23,11 +24,11 @@ def toy_slot_accuracy(references: Sequence[str], predictions: Sequence[str]) -> 
     counts = {"name_acc": 0, "action_acc": 0, "object_acc": 0, "parsable": 0}
     total = 0
     for ref, pred in zip(references, predictions):
-        gt = parse_toy_sentence(ref)
+        gt = parse_toy_text(ref)
         if gt is None:
             continue
         total += 1
-        guess = parse_toy_sentence(pred)
+        guess = parse_toy_text(pred)
         if guess is None:
             continue
         counts["parsable"] += 1

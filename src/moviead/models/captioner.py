@@ -1,14 +1,14 @@
 """The Stage-II captioner: visual tokens (frozen PME or raw frames) + optional DSM + visual-prefix decoder.
 
 DistinctAD (SPEC §5.3): the frames of the clip and of its neighbouring clips, optionally through the frozen Stage-I
-adapter, go through the contextual EM attention, whose bases and residual form the visual prefix; with
-``lambda_dw > 0`` the distinctive-word loss is added: ``L = L_GEN + λ_dw L_DW``.
+adapter, go through the contextual EM attention, whose bases and residual form the visual prefix; the LM head
+applied to the mean prefix hidden state is the bag-of-words head of the distinctive-word loss.
 
-Plain torch (no Lightning): :class:`moviead.stages.captioning.CaptioningStage` trains it, the evaluator decodes
-with it. It takes the tensors of a captioning batch (:class:`moviead.data.collate.BatchKey`), never strings.
-
-LoCo-MAD (SPEC §5.2): ``L_s2 = ½ (L_CCL + L_GEN)`` with the DSM on; ``L_GEN`` alone without it, in which case
-every valid proposal item goes into the prompt (the decoder then keeps the last ``max_context_tokens`` tokens).
+Plain torch (no Lightning): :class:`moviead.stages.captioning.CaptioningStage` trains it with
+:class:`moviead.losses.captioning.CaptioningLoss` (which holds the Stage-II objective: ``½ (L_CCL + L_GEN)`` with
+the DSM, ``L_GEN`` without, ``+ λ_dw L_DW`` for DistinctAD), the evaluator decodes with it. It takes the tensors
+of a captioning batch (:class:`moviead.data.collate.BatchKey`), never strings. Without the DSM every valid proposal
+item goes into the prompt (the decoder then keeps the last ``max_context_tokens`` tokens).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moviead.models.generation import GenerationSettings, generate
-from moviead.losses.distinctive import distinctive_word_loss
 from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
-from moviead.models.dsm import DynamicSelectionModule
+from moviead.models.dsm import DSMOutput, DynamicSelectionModule
 from moviead.models.em_attention import ContextualEMAttention
 from moviead.models.frozen_cache import FrozenEncoderCache
+from moviead.models.generation import GenerationSettings, generate
 from moviead.models.qformer import PretrainedMovieEncoder
 
 
@@ -57,19 +56,6 @@ class CaptionBatch:
     distinct_targets: torch.Tensor | None = None
 
 
-@dataclass
-class CaptionLosses:
-    """``loss`` is what is optimised; ``gen``, ``ccl`` (None without the DSM) and ``dw`` (None without the
-    distinctive-word loss) are logged."""
-
-    loss: torch.Tensor
-    gen: torch.Tensor
-    ccl: torch.Tensor | None
-    selected: torch.Tensor  # (B, P) bool
-    scores: torch.Tensor | None  # (B, P) DSM relevance scores
-    dw: torch.Tensor | None = None
-
-
 class ADCaptioner(nn.Module):
     """Visual prefix + selected context → AD text.
 
@@ -80,7 +66,8 @@ class ADCaptioner(nn.Module):
         em_attention: DistinctAD's contextual EM attention over the clip and its neighbours (needs ``pme`` None).
         frame_adapter: a frozen module (B, T, D), (B, T) -> (B, T, D) applied to every clip's frames first (the
             DistinctAD Stage-I adapter); needs ``pme`` None.
-        lambda_dw: weight of the distinctive-word loss (0: off).
+        lambda_dw: weight of the distinctive-word loss (0: off); kept here for the recipes, read by the loss
+            (:class:`moviead.losses.captioning.CaptioningLoss`).
     """
 
     def __init__(
@@ -139,18 +126,20 @@ class ADCaptioner(nn.Module):
         out = self.em_attention(frames, batch.frame_mask, neighbours, mask.reshape(b, c * t))
         return out.tokens, out.mask
 
-    def select(self, batch: CaptionBatch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(B, P) selected items, the DSM's (B, P) scores and its CCL (both None without a DSM)."""
+    def select(self, batch: CaptionBatch) -> tuple[torch.Tensor, DSMOutput | None]:
+        """(B, P) bool selected items and the DSM's output (scores and what the CCL needs; None without a DSM)."""
         if self.dsm is None:
-            return batch.proposal_valid, None, None
+            return batch.proposal_valid, None
         if batch.proposal_features is None:
             raise ValueError("the DSM needs proposal_features: give the collator a sentence-feature bank")
         out = self.dsm(batch.proposal_features, batch.proposal_valid, batch.frames, batch.frame_mask)
-        return out.selected, out.scores, out.loss
+        return out.selected, out
 
     def decoder_inputs(
         self, batch: CaptionBatch, selected: torch.Tensor, with_target: bool, padding_side: str = "right"
     ) -> DecoderInputs:
+        """The LM input of ``batch`` with the (B, P) bool ``selected`` items as context (and the targets when
+        ``with_target``), right-padded for training or left-padded for generation."""
         visual, visual_mask = self.visual_prefix(batch)
         return self.decoder.assemble(
             visual, visual_mask, batch.proposal_ad_ids, batch.proposal_ad_mask, batch.proposal_sub_ids,
@@ -159,28 +148,13 @@ class ADCaptioner(nn.Module):
             padding_side=padding_side,
         )
 
-    def forward(self, batch: CaptionBatch) -> CaptionLosses:
-        """The Stage-II losses of one batch (targets required)."""
-        if batch.target_ids is None or batch.target_mask is None:
-            raise ValueError("the captioning loss needs target_ids and target_mask")
-        selected, scores, ccl = self.select(batch)
-        inputs = self.decoder_inputs(batch, selected, with_target=True)
-        dw = None
-        if self.lambda_dw > 0:
-            if batch.distinct_targets is None:
-                raise ValueError("the distinctive-word loss needs distinct_targets: use CaptionerParts.collator")
-            gen, visual_mean = self.decoder.loss_and_visual_mean(inputs)  # (B, H')
-            dw = distinctive_word_loss(self.decoder.lm.get_output_embeddings()(visual_mean), batch.distinct_targets)
-        else:
-            gen = self.decoder.loss(inputs)
-        loss = gen if ccl is None else 0.5 * (ccl + gen)
-        if dw is not None:
-            loss = loss + self.lambda_dw * dw
-        return CaptionLosses(loss=loss, gen=gen, ccl=ccl, selected=selected, scores=scores, dw=dw)
+    def bag_of_words_logits(self, visual_mean: torch.Tensor) -> torch.Tensor:
+        """DistinctAD's bag-of-words head: the LM head on the mean prefix hidden state, (B, H') -> (B, V)."""
+        return self.decoder.lm.get_output_embeddings()(visual_mean)
 
     @torch.no_grad()
     def generate(self, batch: CaptionBatch, settings: GenerationSettings) -> tuple[list[list[int]], torch.Tensor]:
         """Token ids of one AD per sample (ending at the first stop token) and the (B, P) selected items."""
-        selected, _, _ = self.select(batch)
+        selected, _ = self.select(batch)
         inputs = self.decoder_inputs(batch, selected, with_target=False, padding_side="left")
         return generate(self.decoder, inputs, settings), selected

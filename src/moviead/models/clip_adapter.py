@@ -11,7 +11,7 @@ Two input modes:
 The text tower is frozen (no gradient, always in eval mode). It gives the sentence embedding (open_clip's
 ``encode_text``) and word embeddings: every token's output through ``ln_final`` and ``text_projection``, the
 projection open_clip applies at the EOT token. :meth:`CLIPVideoAdapter.word_mask` keeps the content words.
-The losses are in :mod:`moviead.losses` (``clip_adaptation_loss``).
+The losses are in :mod:`moviead.losses.clip_adaptation` (:class:`~moviead.losses.clip_adaptation.CLIPAdaptationLoss`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from moviead.wordlists import STOPWORDS
-from moviead.losses import clip_adaptation_loss
 from moviead.models.configs import CLIPAdaptationConfig
+from moviead.wordlists import STOPWORDS
 
 MODES = ("tower", "adapter")
 
@@ -145,7 +144,8 @@ def stopword_token_table(vocab_size: int, tokenizer: Any | None = None) -> torch
 
 
 class CLIPVideoAdapter(nn.Module):
-    """Adapted CLIP video encoder + frozen CLIP text tower, trained by :meth:`loss`.
+    """Adapted CLIP video encoder + frozen CLIP text tower, trained by
+    :class:`~moviead.losses.clip_adaptation.CLIPAdaptationLoss`.
 
     Args:
         clip_model: an open_clip CLIP model (e.g. from :func:`load_open_clip`). Its modules are shared, not
@@ -299,21 +299,93 @@ class CLIPVideoAdapter(nn.Module):
             self.temp.clamp_(min_value, max_value)
             self.temp_fw.clamp_(min_value, max_value)
 
-    def loss(self, frames: torch.Tensor, frame_mask: torch.Tensor, text_ids: torch.Tensor,
-             gather: bool = True) -> dict[str, torch.Tensor]:
-        """L = L_global + lambda_fw * L_fw on a batch of paired clips and sentences.
+    # -------------------------------------------------------------------------------------------- on disk
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:  # noqa: F821 (Path: imported in the body)
+        """Adapter mode: write ``out_dir/clip_adapter.safetensors`` (this module's whole state: ``adapter.*``, the
+        temperatures, the frozen text tower) and ``out_dir/clip_adapter_config.json`` (:attr:`config`); returns the
+        weights path.
+
+        Raises:
+            ValueError: tower mode (its export is the adapted CLIP itself: ``save_open_clip_dir``).
+        """
+        import dataclasses
+        import json
+        from pathlib import Path
+
+        from safetensors.torch import save_model
+
+        from moviead.export_files import CLIP_ADAPTER_CONFIG, CLIP_ADAPTER_WEIGHTS
+
+        if self.adapter is None:
+            raise ValueError("save_pretrained writes adapter mode; a tower-mode model is exported as the adapted "
+                             "CLIP (moviead.clip_towers.save_open_clip_dir)")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(self, str(out / CLIP_ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        (out / CLIP_ADAPTER_CONFIG).write_text(json.dumps(dataclasses.asdict(self.config), indent=2) + "\n")
+        return out / CLIP_ADAPTER_WEIGHTS
+
+    @staticmethod
+    def pretrained_files(path_or_dir: str | Path) -> tuple[Path, Path]:  # noqa: F821
+        """The weights file and the ``clip_adapter_config.json`` of an adapter export (its folder or weights file).
+
+        Raises:
+            FileNotFoundError: the weights, or the config JSON beside them, are missing (says how to supply them).
+        """
+        from pathlib import Path
+
+        from moviead.export_files import CLIP_ADAPTER_CONFIG, CLIP_ADAPTER_WEIGHTS
+
+        path = Path(path_or_dir)
+        weights = path / CLIP_ADAPTER_WEIGHTS if path.is_dir() else path
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} does not exist: expected the export folder of a clip adaptation run in "
+                                    f"adapter mode (with {CLIP_ADAPTER_WEIGHTS} and {CLIP_ADAPTER_CONFIG})")
+        config = weights.parent / CLIP_ADAPTER_CONFIG
+        if not config.is_file():
+            raise FileNotFoundError(
+                f"{config} is missing beside {weights.name}: the adapter's own config (CLIPAdaptationConfig as "
+                f"JSON, written by CLIPVideoAdapter.save_pretrained). Re-export the run, or write the `clip` section "
+                f"of its config.yaml as JSON to {config.name}")
+        return weights, config
+
+    @classmethod
+    def load_pretrained_config(cls, path_or_dir: str | Path) -> CLIPAdaptationConfig:  # noqa: F821
+        """The :class:`CLIPAdaptationConfig` of an adapter export; unknown fields are an error."""
+        import dataclasses
+        import json
+
+        _, path = cls.pretrained_files(path_or_dir)
+        values = json.loads(path.read_text())
+        extra = sorted(set(values) - {f.name for f in dataclasses.fields(CLIPAdaptationConfig)})
+        if extra:
+            raise ValueError(f"{path}: unknown CLIPAdaptationConfig fields {extra}")
+        return CLIPAdaptationConfig(**values)
+
+    @classmethod
+    def from_pretrained(cls, path_or_dir: str | Path, clip_model: nn.Module | None = None,  # noqa: F821
+                        tokenizer: Any | None = None, device: str | torch.device = "cpu") -> CLIPVideoAdapter:
+        """An adapter export, loaded strictly, in eval mode.
 
         Args:
-            frames: (B, T, D) features or (B, T, 3, H, W) frames; frame_mask: (B, T).
-            text_ids: (B, L) open_clip token ids (``BatchKey.text_ids``).
-            gather: use the global batch under DDP.
-
-        Returns:
-            ``{"global", "fw" (when lambda_fw > 0), "loss"}`` scalars (see ``clip_adaptation_loss``).
+            path_or_dir: the export folder or its ``clip_adapter.safetensors``.
+            clip_model: the open_clip model whose text tower the adapter wraps (its weights are replaced by the
+                export's); default: built from the stored config's ``clip_model`` (random weights, then loaded).
+            tokenizer: an open_clip ``SimpleTokenizer`` (default: a fresh one).
+            device: where to load the weights.
         """
-        frame_emb = self(frames, frame_mask)  # (B, T, E)
-        sentence, words = self.text(text_ids)  # (B, E), (B, L, E)
-        return clip_adaptation_loss(
-            self.video_embedding(frame_emb, frame_mask), sentence, frame_emb, frame_mask, words,
-            self.word_mask(text_ids), self.temp, self.temp_fw, self.config.lambda_fw, gather,
-        )
+        from safetensors.torch import load_model
+
+        weights, _ = cls.pretrained_files(path_or_dir)
+        config = cls.load_pretrained_config(weights)
+        if config.mode != "adapter":
+            raise ValueError(f"{weights}: mode={config.mode!r}; from_pretrained loads adapter-mode exports")
+        if clip_model is None:
+            from moviead.clip_towers import load_open_clip
+
+            clip_model, _, _ = load_open_clip(config.clip_model, None, random_init=True,
+                                              model_config_file=config.clip_model_config_file)
+        model = cls(clip_model, config, tokenizer)
+        load_model(model, str(weights), strict=True, device=str(device))
+        return model.to(device).eval()

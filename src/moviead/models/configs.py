@@ -68,7 +68,7 @@ class CLIPAdaptationConfig:
     """Settings of the CLIP adaptation (plain types: usable as an OmegaConf structured schema).
 
     ``clip_model`` / ``clip_checkpoint`` / ``random_init`` are read by whoever builds the open_clip model
-    (:func:`moviead.models.clip_towers.load_open_clip`); the rest by :class:`CLIPVideoAdapter`.
+    (:func:`moviead.clip_towers.load_open_clip`); the rest by :class:`CLIPVideoAdapter`.
     """
 
     mode: str = "adapter"  # "tower" (frames) | "adapter" (precomputed per-frame CLIP features)
@@ -123,7 +123,8 @@ class GenerationConfig:
 
 @dataclass
 class DSMConfig:
-    """The Dynamic Selection Module (SPEC §5.2). The proposal length L_c is ``data.context.context_size``."""
+    """The Dynamic Selection Module (SPEC §5.2; ``captioning.method=loco_mad``). The proposal length L_c is
+    ``captioning.context_size``; ``enabled=false`` is Table 6's "w/o DSM" (every item of the proposal is used)."""
 
     enabled: bool = True
     top_k: int = 3
@@ -139,11 +140,11 @@ class DSMConfig:
 
 @dataclass
 class DistinctConfig:
-    """DistinctAD Stage-II (SPEC §5.3): contextual EM attention over the clip and its neighbouring clips, and the
-    distinctive-word loss. Needs ``captioning.visual_source=frames``; the DSM is normally off (DistinctAD has none)."""
+    """DistinctAD Stage-II (SPEC §5.3; ``captioning.method=distinctad``): contextual EM attention over the clip and
+    its neighbouring clips, and the distinctive-word loss. The neighbouring clips are the previous
+    ``captioning.context_size`` ADs' intervals, the same ADs that D is computed against; the visual source is the
+    frame features (DistinctAD has no PME and no DSM)."""
 
-    enabled: bool = False
-    n_context_clips: int = 3  # neighbouring clips (previous ADs' intervals) and context ADs that D is computed against
     em_attention: bool = True  # False: the clip's frames go to the projector unchanged (the no-EM ablation)
     num_bases: int = 16  # K
     n_iters: int = 3
@@ -159,14 +160,14 @@ class DistinctConfig:
 class FocusedConfig:
     """FocusedAD Stage-II (SPEC §5.4): dynamic instruction with recognised names, soft prompt, character tokens.
 
-    Needs ``data.dataset=storyboard`` and the DSM off (FocusedAD has none; its text prior is the previous ADs).
+    ``captioning.method=focusedad``; reads ``data.dataset=storyboard`` (its text prior is the previous
+    ``captioning.context_size`` ADs; it has no DSM).
     ``character_tokens``: ``box`` pools patch features (T, H', W', D) inside each character box
     (``patch_features``, an h5/npy store keyed by global_id, relative to ``data.root``); ``frame`` uses the
     per-frame features as a 1x1 grid (data without patch features, e.g. the toy data: every region then gets
     the clip's frame tokens); ``none`` leaves the ``[<region>]`` placeholders as text.
     """
 
-    enabled: bool = False
     names: str = "recognised"  # recognised (best-query bank + threshold) | given (the detections' labels) | none
     threshold: float = 1.3  # τ: a face is its nearest character when the L2 distance is below this (released: 1.3)
     min_confidence: float = 0.7  # faces the detector is less sure of are skipped

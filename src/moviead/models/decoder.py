@@ -8,9 +8,10 @@ with ``context`` = for each selected proposal item, oldest first, ``<b_t> AD <e_
 joined and cut to its last ``max_context_tokens`` tokens. The loss is the cross-entropy on the target only.
 
 Any transformers causal LM works (OPT, GPT-2, Qwen2, ...): we only use ``get_input_embeddings()`` and call
-``lm(inputs_embeds=..., attention_mask=..., position_ids=..., past_key_values=..., use_cache=...)``. The six
+``lm(inputs_embeds=..., attention_mask=..., position_ids=...)`` and ``lm.generate(inputs_embeds=...)``. The six
 prompt special tokens (ids >= ``base_vocab_size``) live in a separate trainable table, so with a frozen LM its
 embedding matrix stays untouched; the LM head keeps its own rows (the special tokens are never predicted).
+LoRA adapters (``lora_rank > 0``) are peft's, injected into ``lm`` in place (:mod:`moviead.models.lora`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moviead.models.lora import apply_lora
+from moviead.models.lora import add_lora, legacy_lora_keys, save_adapter
 
 SPECIAL_NAMES = ("b_q", "e_q", "b_t", "e_t", "b_s", "e_s")
 IGNORE_INDEX = -100
@@ -110,6 +111,11 @@ def pad_token_rows(
     return ids, labels, attention, offsets
 
 
+def _rename_legacy_lora_keys(module: VisualPrefixDecoder, state: dict, prefix: str, *_) -> None:
+    """load_state_dict pre-hook: our former LoRA wrapper's keys -> peft's (see :func:`legacy_lora_keys`)."""
+    legacy_lora_keys(state, f"{prefix}lm.", module.lora_modules)
+
+
 class VisualPrefixDecoder(nn.Module):
     """A (frozen by default) causal LM conditioned on projected visual tokens and textual context.
 
@@ -119,6 +125,7 @@ class VisualPrefixDecoder(nn.Module):
         special_embeddings: (n_new, E) float32 rows for the ids ``base_vocab_size ..``; initialised to the mean
             of the LM's embedding rows ``[:base_vocab_size]``.
         special_ids: name -> id for ``b_q e_q b_t e_t b_s e_s``.
+        lora_modules: qualified names (in ``lm``) of the modules given a peft LoRA adapter (empty without LoRA).
     """
 
     def __init__(
@@ -166,7 +173,9 @@ class VisualPrefixDecoder(nn.Module):
         if freeze_lm:
             for p in self.lm.parameters():
                 p.requires_grad_(False)
-        self.lora_modules = apply_lora(lm, lora_targets, lora_rank, lora_alpha, lora_dropout) if lora_rank else []
+        self.lora_modules = add_lora(lm, lora_targets, lora_rank, lora_alpha, lora_dropout) if lora_rank else []
+        if self.lora_modules:  # checkpoints written before LoRA came from peft
+            self.register_load_state_dict_pre_hook(_rename_legacy_lora_keys)
 
     @classmethod
     def from_pretrained(
@@ -174,6 +183,11 @@ class VisualPrefixDecoder(nn.Module):
     ) -> VisualPrefixDecoder:
         """Load the LM with :func:`load_causal_lm` (FileNotFoundError when missing), then build the decoder."""
         return cls(load_causal_lm(name_or_path, dtype), **kwargs)
+
+    def save_adapter(self, directory: str | os.PathLike) -> Path:
+        """Write the LM's LoRA adapter in peft's layout (``adapter_config.json``, ``adapter_model.safetensors``;
+        ``peft.PeftModel.from_pretrained(lm, directory)`` loads it). ValueError without LoRA."""
+        return save_adapter(self.lm, directory)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters with ``requires_grad`` (projector, special rows, LoRA; the whole LM when not frozen)."""

@@ -7,9 +7,10 @@ Picks the k context-proposal items (previous ADs with their subtitles) most rele
   feed-forward network. Blocks are **pre-LN** (LayerNorm before each sub-layer, residual around it) with a final
   LayerNorm on the output.
 - **Sampler** (eq. 7): ``Linear(Dc -> 1)`` and a softmax over the valid items of each sample, then top-k.
-- **CCL** (eq. 8-9): :func:`moviead.losses.contextual.contextual_contrastive_loss` between the score-weighted
-  mean of the selected items' features, the unselected items' features and the clip's visual summary ``v``
-  (the masked mean of ``V``, projected to ``Dc`` when the widths differ).
+- **CCL** (eq. 8-9), the loss that trains the sampler, is not computed here: the DSM returns what it needs (scores,
+  selection, the items' features, the clip's visual summary ``v`` = the masked mean of ``V`` projected to ``Dc``
+  when the widths differ, and its learnable temperature), and :func:`moviead.losses.contextual.dsm_contextual_loss`
+  computes it (the Stage-II objective: :class:`moviead.losses.captioning.CaptioningLoss`).
 
 Our choices beyond the paper: an optional learned **recency embedding** added to ``T_c`` before the CPE. The
 paper gives the items no position, which leaves self-attention blind to their order; we index positions from
@@ -29,8 +30,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moviead.losses.contextual import contextual_contrastive_loss
-
 
 @dataclass
 class DSMOutput:
@@ -40,14 +39,18 @@ class DSMOutput:
         scores: (B, P) relevance scores, a softmax over each sample's valid items; 0 on padded items and all 0
             for a sample without valid items.
         selected: (B, P) bool, the top-k valid items in the caller's (oldest-first) item order; no gradient.
-        loss: scalar CCL.
-        temperature: scalar, the CCL temperature used (the learnable one, clamped).
+        temperature: scalar, the CCL temperature (the learnable one, clamped).
+        valid: (B, P) bool, the real (non-padded) items.
+        proposal_features: (B, P, Dc) the items' sentence features ``T_c`` as given (the CCL's candidates).
+        visual_summary: (B, Dc) the clip's visual summary ``v`` (:meth:`DynamicSelectionModule.visual_summary`).
     """
 
     scores: torch.Tensor
     selected: torch.Tensor
-    loss: torch.Tensor
     temperature: torch.Tensor
+    valid: torch.Tensor
+    proposal_features: torch.Tensor
+    visual_summary: torch.Tensor
 
 
 def recency_positions(valid: torch.Tensor) -> torch.Tensor:
@@ -125,7 +128,7 @@ class ContextProposalLayer(nn.Module):
 
 
 class DynamicSelectionModule(nn.Module):
-    """LoCo-MAD's DSM: scores the context-proposal items against the clip, selects the top k, computes the CCL.
+    """LoCo-MAD's DSM: scores the context-proposal items against the clip and selects the top k.
 
     Args:
         text_dim: Dc, width of the sentence features (and of the CPE).
@@ -216,7 +219,7 @@ class DynamicSelectionModule(nn.Module):
         visual: torch.Tensor,
         visual_mask: torch.Tensor | None = None,
     ) -> DSMOutput:
-        """Score, select and compute the CCL.
+        """Score and select; also return what the CCL needs.
 
         Args:
             proposal_features: (B, P, Dc) sentence features ``T_c`` of the items, oldest first.
@@ -225,7 +228,8 @@ class DynamicSelectionModule(nn.Module):
             visual_mask: (B, T) bool, True on real positions; None = all real.
 
         Returns:
-            :class:`DSMOutput` with scores (B, P), selected (B, P) bool, the CCL and the temperature.
+            :class:`DSMOutput`: scores (B, P), selected (B, P) bool, the temperature, the validity mask, the
+            proposal features and the visual summary (B, Dc).
         """
         valid = proposal_valid.bool()
         logits = self.relevance_logits(proposal_features, valid, visual, visual_mask)
@@ -234,7 +238,7 @@ class DynamicSelectionModule(nn.Module):
         logits = logits.masked_fill(~valid & has_item, float("-inf")).masked_fill(~has_item, 0.0)
         scores = torch.softmax(logits, dim=-1) * valid.to(logits.dtype)
         selected = top_k_mask(scores, valid, self.top_k)
-        temperature = self.clamped_temperature()
-        summary = self.visual_summary(visual, visual_mask)
-        loss = contextual_contrastive_loss(scores, selected, valid, proposal_features, summary, temperature)
-        return DSMOutput(scores=scores, selected=selected, loss=loss, temperature=temperature)
+        return DSMOutput(
+            scores=scores, selected=selected, temperature=self.clamped_temperature(), valid=valid,
+            proposal_features=proposal_features, visual_summary=self.visual_summary(visual, visual_mask),
+        )

@@ -1,9 +1,10 @@
 """The DistinctAD Stage-I adapter (SPEC §4.2, adapter mode) as a frozen Stage-II front end on CLIP frame features.
 
-``moviead train`` with ``task=clip_adaptation`` and ``clip.mode=adapter`` exports ``clip_adapter.safetensors`` (the
-whole :class:`~moviead.models.clip_adapter.CLIPVideoAdapter` state: ``adapter.*``, temperatures, the frozen text
-tower) and ``config.yaml`` (the run's resolved config) into ``<run>/export``. Stage-II only needs the temporal
-adapter: :func:`load_frame_adapter` rebuilds it from the ``clip`` section of that config and loads its
+``moviead train`` with ``task=clip_adaptation`` and ``clip.mode=adapter`` exports, through
+:meth:`~moviead.models.clip_adapter.CLIPVideoAdapter.save_pretrained`, ``clip_adapter.safetensors`` (the whole
+adapter state: ``adapter.*``, temperatures, the frozen text tower) and ``clip_adapter_config.json`` (its
+:class:`~moviead.models.configs.CLIPAdaptationConfig`) into ``<run>/export``. Stage-II only needs the temporal
+adapter: :func:`load_frame_adapter` rebuilds it from that JSON (never from the run's ``config.yaml``) and loads its
 ``adapter.*`` weights, strictly. The adapted features are what ``CLIPVideoAdapter.adapted_frame_features`` gives:
 eval mode, no gradient, zero on padded frames.
 """
@@ -13,13 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from torch import nn
 
-from moviead.models.clip_adapter import TemporalAdapter
+from moviead.export_files import CLIP_ADAPTER_WEIGHTS
+from moviead.models.clip_adapter import CLIPVideoAdapter, TemporalAdapter
 
-ADAPTER_FILE = "clip_adapter.safetensors"
+ADAPTER_FILE = CLIP_ADAPTER_WEIGHTS  # kept for older imports
 PREFIX = "adapter."
 
 
@@ -45,25 +46,25 @@ class FrozenFrameAdapter(nn.Module):
 
 
 def load_frame_adapter(path: str | Path, feature_dim: int) -> FrozenFrameAdapter:
-    """The adapter of a DistinctAD Stage-I export (its folder, or ``clip_adapter.safetensors`` beside ``config.yaml``).
+    """The adapter of a DistinctAD Stage-I export: its folder, or ``clip_adapter.safetensors`` beside
+    ``clip_adapter_config.json`` (the adapter's own config; the run's ``config.yaml`` is not read).
 
     Raises:
-        FileNotFoundError: the export, its weights or its ``config.yaml`` is missing.
+        FileNotFoundError: the export, its weights or its ``clip_adapter_config.json`` is missing.
         ValueError: the export is not adapter mode, or reads features of another width than ``feature_dim``.
     """
     path = Path(path)
-    weights = path / ADAPTER_FILE if path.is_dir() else path
     how = ("set captioning.distinct.adapter to the export folder of a DistinctAD Stage-I run in adapter mode "
            "(runs/<name>/export from `make stage1 CONFIG=configs/stage1/clip_adapt.yaml`), or to null to feed the "
            "CLIP features as they are")
-    if not weights.is_file():
-        raise FileNotFoundError(f"captioning.distinct.adapter: {weights} does not exist; {how}")
-    config_file = weights.parent / "config.yaml"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"captioning.distinct.adapter: {config_file} (the Stage-I run's config) is missing; "
-                                f"{how}")
-    clip = OmegaConf.load(config_file).get("clip")
-    if clip is None or clip.get("mode") != "adapter":
+    if not path.exists():
+        raise FileNotFoundError(f"captioning.distinct.adapter: {path} does not exist; {how}")
+    try:
+        weights, config_file = CLIPVideoAdapter.pretrained_files(path)
+        clip = CLIPVideoAdapter.load_pretrained_config(weights)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"captioning.distinct.adapter: {err}; {how}") from None
+    if clip.mode != "adapter":
         raise ValueError(f"captioning.distinct.adapter: {config_file} is not a clip adaptation run in adapter mode "
                          "(a tower-mode export is an adapted CLIP: re-extract the features with it instead)")
     if int(clip.feature_dim) != feature_dim:

@@ -16,15 +16,15 @@ Any other LAVIS key is an error (nothing is dropped silently). The LM head's dec
 embeddings (and its bias to ``lm_head.bias``) in both models: tied keys get one value, and a LAVIS checkpoint
 whose tied tensors differ is refused.
 
-The PME format, shared by the converter and the Stage-I export (:func:`save_pme` / :func:`load_pme`): a
-safetensors file written by ``safetensors.torch.save_model`` (tied weights stored once) and ``pme_config.json``
-(the :class:`PMEConfig` as JSON) in the same directory.
+The PME format, shared by the converter and the Stage-I export (:meth:`PretrainedMovieEncoder.save_pretrained` /
+:meth:`~PretrainedMovieEncoder.from_pretrained`, wrapped by :func:`save_pme` / :func:`load_pme`): a safetensors
+file written by ``safetensors.torch.save_model`` (tied weights stored once) and ``pme_config.json`` (the
+:class:`PMEConfig` as JSON) in the same directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import pickle
 import re
 from collections import Counter
@@ -34,12 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
 
-from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
-
-CONFIG_NAME = "pme_config.json"
-WEIGHTS_NAME = "pme.safetensors"
+from moviead.export_files import PME_CONFIG as CONFIG_NAME  # noqa: F401 (older name)
+from moviead.export_files import PME_WEIGHTS as WEIGHTS_NAME  # noqa: F401 (older name)
+from moviead.models.qformer import (  # the on-disk helpers live with the model; re-exported here
+    PMEConfig,
+    PretrainedMovieEncoder,
+    load_pme_config,  # noqa: F401
+    pme_export_files,  # noqa: F401
+    pme_export_sha256,  # noqa: F401
+    write_pme,
+)
 
 #: PME config of a real LAVIS ``blip2_pretrained_vitL.pth`` applied to MAD's 768-d CLIP L/14 frame features.
 LAVIS_VITL_DEFAULTS: dict[str, Any] = {"vocab_size": 30523, "vision_width": 768, "num_query_tokens": 32}
@@ -269,65 +274,14 @@ def _unpickler_reason(err: Exception) -> str:
 def save_pme(model: PretrainedMovieEncoder, config: PMEConfig, out_dir: str | Path) -> Path:
     """Write ``out_dir/pme.safetensors`` and ``out_dir/pme_config.json``; returns the weights path.
 
-    ``config`` must describe ``model``'s shapes (non-structural fields such as dropout may differ).
+    A thin wrapper of :meth:`PretrainedMovieEncoder.save_pretrained`.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / WEIGHTS_NAME
-    _write_pme(model, config, weights)
-    return weights
-
-
-def _write_pme(model: PretrainedMovieEncoder, config: PMEConfig, weights: Path) -> None:
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(weights), metadata={"format": "pt", "moviead": "pme"})
-    (weights.parent / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-
-
-def load_pme_config(path: str | Path) -> PMEConfig:
-    """Read a ``pme_config.json``; unknown fields are an error."""
-    path = Path(path)
-    values = json.loads(path.read_text())
-    names = {f.name for f in dataclasses.fields(PMEConfig)}
-    extra = sorted(set(values) - names)
-    if extra:
-        raise ValueError(f"{path}: unknown PMEConfig fields {extra}")
-    return PMEConfig(**values)
-
-
-def pme_export_files(path_or_dir: str | Path) -> tuple[Path, Path]:
-    """The weights file and the ``pme_config.json`` of a PME export (a folder or its ``.safetensors`` file).
-
-    Raises:
-        FileNotFoundError: no single weights file in the folder, or no config beside the weights.
-    """
-    path = Path(path_or_dir)
-    weights = path
-    if path.is_dir():
-        weights = path / WEIGHTS_NAME
-        if not weights.exists():
-            found = sorted(path.glob("*.safetensors"))
-            if len(found) != 1:
-                raise FileNotFoundError(f"{path}: expected {WEIGHTS_NAME} or a single *.safetensors, got {found}")
-            weights = found[0]
-    config_path = weights.parent / CONFIG_NAME
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} not found beside {weights}")
-    return weights, config_path
+    return model.save_pretrained(out_dir, config)
 
 
 def load_pme(path_or_dir: str | Path, device: str | torch.device = "cpu") -> PretrainedMovieEncoder:
-    """Build a PME from ``pme_config.json`` and load its safetensors weights strictly; returned in eval mode.
-
-    Args:
-        path_or_dir: the ``.safetensors`` file, or a directory holding ``pme.safetensors`` (or a single
-            ``*.safetensors``) and ``pme_config.json``.
-        device: where to load the weights.
-    """
-    weights, config_path = pme_export_files(path_or_dir)
-    model = PretrainedMovieEncoder(load_pme_config(config_path))
-    load_model(model, str(weights), strict=True, device=str(device))
-    return model.to(device).eval()
+    """A PME export, loaded strictly, in eval mode: :meth:`PretrainedMovieEncoder.from_pretrained`."""
+    return PretrainedMovieEncoder.from_pretrained(path_or_dir, device)
 
 
 def convert_lavis_checkpoint(
@@ -342,7 +296,7 @@ def convert_lavis_checkpoint(
     model = PretrainedMovieEncoder(config)
     state, report = convert_lavis_state_dict(lavis_state, model, torch.Generator().manual_seed(seed))
     model.load_state_dict(state, strict=True)
-    _write_pme(model, config, Path(out_path))
+    write_pme(model, config, Path(out_path))
     return report
 
 

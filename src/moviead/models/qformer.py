@@ -22,10 +22,17 @@ Module names mirror LAVIS's ``Blip2Qformer`` so a checkpoint converts by renamin
 Inputs are tensors only: ``frames`` (B, T, Dv) float, ``frame_mask`` (B, T) bool (True = real frame; every
 sample needs at least one), ``text_ids`` (B, L) long (BERT WordPiece, ``[CLS]`` first), ``text_mask`` (B, L)
 bool/int (1 = real token).
+
+On disk (:meth:`PretrainedMovieEncoder.save_pretrained` / :meth:`~PretrainedMovieEncoder.from_pretrained`, shared by
+the LAVIS converter and the Stage-I export): ``pme.safetensors`` written by ``safetensors.torch.save_model`` (tied
+weights stored once) and ``pme_config.json`` (the :class:`PMEConfig` as JSON) in the same folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -34,6 +41,7 @@ from torch import nn
 from transformers import Blip2QFormerModel
 from transformers.models.blip_2.modeling_blip_2 import Blip2TextEmbeddings
 
+from moviead.export_files import PME_CONFIG, PME_WEIGHTS, export_sha256
 from moviead.models.configs import PMEConfig
 from moviead.models.layers import BertLMHead, SinusoidalTemporalEncoding, additive_mask
 
@@ -233,3 +241,86 @@ class PretrainedMovieEncoder(nn.Module):
     def clamp_temp_(self, min_value: float = 0.001, max_value: float = 0.5) -> None:
         """Clamp ``temp`` in place to [min_value, max_value] (BLIP-2 does this before each VTC step)."""
         self.temp.clamp_(min_value, max_value)
+
+    # ------------------------------------------------------------------ on disk
+    def save_pretrained(self, out_dir: str | Path, config: PMEConfig | None = None) -> Path:
+        """Write ``out_dir/pme.safetensors`` and ``out_dir/pme_config.json``; returns the weights path.
+
+        Args:
+            out_dir: the export folder (created).
+            config: the config to store (default ``self.config``); it must describe this model's shapes
+                (non-structural fields such as dropout may differ).
+        """
+        weights = Path(out_dir) / PME_WEIGHTS
+        write_pme(self, config or self.config, weights)
+        return weights
+
+    @classmethod
+    def from_pretrained(cls, path_or_dir: str | Path, device: str | torch.device = "cpu") -> PretrainedMovieEncoder:
+        """Build a PME from ``pme_config.json`` and load its safetensors weights strictly; returned in eval mode.
+
+        Args:
+            path_or_dir: the ``.safetensors`` file, or a folder holding ``pme.safetensors`` (or a single
+                ``*.safetensors``) and ``pme_config.json``.
+            device: where to load the weights.
+
+        Raises:
+            FileNotFoundError: no weights file, or no ``pme_config.json`` beside it.
+            ValueError: the config has fields :class:`PMEConfig` does not know.
+        """
+        from safetensors.torch import load_model
+
+        weights, config_path = pme_export_files(path_or_dir)
+        model = cls(load_pme_config(config_path))
+        load_model(model, str(weights), strict=True, device=str(device))
+        return model.to(device).eval()
+
+
+def write_pme(model: PretrainedMovieEncoder, config: PMEConfig, weights: str | Path) -> None:
+    """Write ``model`` to the safetensors file ``weights`` and ``config`` as ``pme_config.json`` beside it."""
+    from safetensors.torch import save_model
+
+    weights = Path(weights)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(weights), metadata={"format": "pt"})
+    (weights.parent / PME_CONFIG).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+
+
+def load_pme_config(path: str | Path) -> PMEConfig:
+    """Read a ``pme_config.json``; unknown fields are an error."""
+    path = Path(path)
+    values = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(PMEConfig)}
+    extra = sorted(set(values) - names)
+    if extra:
+        raise ValueError(f"{path}: unknown PMEConfig fields {extra}")
+    return PMEConfig(**values)
+
+
+def pme_export_files(path_or_dir: str | Path) -> tuple[Path, Path]:
+    """The weights file and the ``pme_config.json`` of a PME export (a folder or its ``.safetensors`` file).
+
+    Raises:
+        FileNotFoundError: no single weights file in the folder, or no config beside the weights.
+    """
+    path = Path(path_or_dir)
+    weights = path
+    if path.is_dir():
+        weights = path / PME_WEIGHTS
+        if not weights.exists():
+            found = sorted(path.glob("*.safetensors"))
+            if len(found) != 1:
+                raise FileNotFoundError(f"{path}: expected {PME_WEIGHTS} or a single *.safetensors, got {found}")
+            weights = found[0]
+    elif not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (expected a PME export folder or its .safetensors file)")
+    config_path = weights.parent / PME_CONFIG
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found beside {weights}")
+    return weights, config_path
+
+
+def pme_export_sha256(path_or_dir: str | Path) -> str:
+    """Content hash of a PME export: its tensors, then its ``pme_config.json``'s bytes (:func:`export_sha256`)."""
+    weights, config = pme_export_files(path_or_dir)
+    return export_sha256(weights, config)

@@ -244,3 +244,12 @@ def plan_movie(seed: int, index: int) -> ToyMovie:
         say(line_for(None))
     movie.duration_ms = t + int(rng.integers(1000, 4000))
     return movie
+
+
+def draw_concepts(rng: np.random.Generator, dim: int, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Random concepts N(0, I/dim): ``sizes[k]`` vectors (n, D) per kind ``k``, then ``dialogue`` and ``clip_mean``
+    (D,), drawn from ``rng`` in that order (both toy worlds)."""
+    bank = {k: rng.standard_normal((n, dim), dtype=np.float32) / np.sqrt(dim) for k, n in sizes.items()}
+    bank["dialogue"] = rng.standard_normal(dim, dtype=np.float32) / np.sqrt(dim)
+    bank["clip_mean"] = rng.standard_normal(dim, dtype=np.float32) / np.sqrt(dim)
+    return bank

@@ -7,7 +7,9 @@ all records first and return only when every record passed, so a caller never se
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from typing import Any, Union
 from moviead.data.errors import DataFormatError
 from moviead.data.records import ADRecord
 from moviead.data.text_io import open_text, read_text
+
+logger = logging.getLogger(__name__)
 
 #: A required column: one name, or alternatives in order of preference (``("text", "sentence")``).
 Column = Union[str, tuple[str, ...]]
@@ -217,3 +221,35 @@ def ad_from_row(path: Path, row: CsvRow, columns: dict[str, str], movie_column: 
     start, end = parse_interval(path, row.record, v[columns["start"]], v[columns["end"]])
     text = require_text(path, row.record, columns["text"], v[columns["text"]])
     return ADRecord(movie=movie, index=-1, start=start, end=end, text=text)
+
+
+def repair_ads(path: str | Path, ads: Iterable[ADRecord]) -> list[ADRecord]:
+    """Repair what real AD files get wrong, counting each repair in one warning; order is kept.
+
+    * A negative start (MAD-v2 has a few) is clamped to 0; an AD that then ends at or before 0 s is dropped.
+    * An exact duplicate (same movie, start, end and text as an earlier AD) is dropped.
+    """
+    kept: list[ADRecord] = []
+    seen: set[tuple[str, float, float, str]] = set()
+    clamped = ended_before_zero = duplicates = 0
+    for ad in ads:
+        if ad.start < 0:
+            if ad.end <= 0:
+                ended_before_zero += 1
+                continue
+            clamped += 1
+            ad = dataclasses.replace(ad, start=0.0)
+        key = (ad.movie, ad.start, ad.end, ad.text)
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        kept.append(ad)
+    repairs = [
+        f"{clamped} AD(s) started before 0 s: clamped to 0" if clamped else "",
+        f"{ended_before_zero} AD(s) ended at or before 0 s: dropped" if ended_before_zero else "",
+        f"{duplicates} exact duplicate AD row(s) (same movie, start, end and text): dropped" if duplicates else "",
+    ]
+    if any(repairs):
+        logger.warning("%s: %s", path, "; ".join(r for r in repairs if r))
+    return kept

@@ -7,7 +7,8 @@
   id is the ``movie`` column, kept as a string.
 
 Extra columns are ignored. Records come back grouped by id, sorted by ``(start, end)`` and indexed, like
-every AD reader (:func:`moviead.data.formats.mad.sort_and_index`).
+every AD reader (:func:`moviead.data.formats.mad.sort_and_index`); negative starts are clamped to 0 and exact
+duplicate rows dropped, with a warning (:func:`moviead.data.formats._validate.repair_ads`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from moviead.data.errors import DataFormatError
-from moviead.data.formats._validate import ad_from_row, is_missing, parse_interval, read_csv_rows, require_text
+from moviead.data.formats._validate import (
+    ad_from_row,
+    is_missing,
+    parse_interval,
+    read_csv_rows,
+    repair_ads,
+    require_text,
+)
 from moviead.data.formats.mad import sort_and_index
 from moviead.data.records import ADRecord
 
@@ -43,7 +51,7 @@ def read_tvad_csv(path: str | Path) -> list[ADRecord]:
         start, end = parse_interval(path, row.record, row.values[columns["start"]], row.values[columns["end"]])
         text = require_text(path, row.record, columns["text"], row.values[columns["text"]])
         ads.append(ADRecord(movie=movie, index=-1, start=start, end=end, text=text))
-    return sort_and_index(ads)
+    return sort_and_index(repair_ads(path, ads))
 
 
 def read_cmdad_csv(path: str | Path) -> list[ADRecord]:
@@ -55,4 +63,4 @@ def read_cmdad_csv(path: str | Path) -> list[ADRecord]:
     """
     path = Path(path)
     columns, rows = read_csv_rows(path, ("text", "start", "end", "movie"))
-    return sort_and_index(ad_from_row(path, row, columns) for row in rows)
+    return sort_and_index(repair_ads(path, [ad_from_row(path, row, columns) for row in rows]))

@@ -12,6 +12,7 @@ Sentences may contain quotes; nothing is unquoted (``csv.QUOTE_NONE``).
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from moviead.data.errors import DataFormatError
 from moviead.data.formats._validate import check_interval, require_id, require_text
 from moviead.data.records import LSMDCRecord
 from moviead.data.text_io import open_text
+
+logger = logging.getLogger(__name__)
 
 NUM_COLUMNS = 6
 COLUMNS = ("clip id", "start aligned", "end aligned", "start extracted", "end extracted", "sentence")
@@ -60,6 +63,8 @@ def movie_of_clip(clip_id: str) -> str:
 def read_lsmdc_tsv(path: str | Path) -> list[LSMDCRecord]:
     """Read an LSMDC annotation file in file order (see the module docstring for the format).
 
+    A line that repeats an earlier one exactly (same clip id, times and sentence) is dropped; the count is logged.
+
     Raises:
         DataFormatError: a line without exactly 6 columns, an unparsable time, ``start >= end`` (aligned or
         extracted) or an empty sentence, naming the 1-based line.
@@ -67,6 +72,8 @@ def read_lsmdc_tsv(path: str | Path) -> list[LSMDCRecord]:
     path = Path(path)
     reader = csv.reader(open_text(path), delimiter="\t", quoting=csv.QUOTE_NONE)
     records: list[LSMDCRecord] = []
+    seen: set[tuple[str, ...]] = set()
+    duplicates: list[int] = []
     try:
         for row, fields in enumerate(reader):
             record = f"line {row + 1}"
@@ -92,12 +99,20 @@ def read_lsmdc_tsv(path: str | Path) -> list[LSMDCRecord]:
             check_interval(path, record, times[0], times[1], ("start aligned", "end aligned"))
             check_interval(path, record, times[2], times[3], ("start extracted", "end extracted"))
             text = require_text(path, record, "sentence", fields[5], what="sentence")
+            key = (clip_id, *map(str, times), text)
+            if key in seen:
+                duplicates.append(row + 1)
+                continue
+            seen.add(key)
             records.append(LSMDCRecord(clip_id, movie_of_clip(clip_id), row, *times, text=text))
     except csv.Error as exc:
         raise DataFormatError(
             path, f"not a readable TSV ({exc})", "save the file as plain tab-separated text",
             record=f"line {reader.line_num}",
         ) from exc
+    if duplicates:
+        shown = ", ".join(map(str, duplicates[:5])) + (", ..." if len(duplicates) > 5 else "")
+        logger.warning("%s: %d exact duplicate line(s) dropped (line %s)", path, len(duplicates), shown)
     return records
 
 

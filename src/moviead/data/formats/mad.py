@@ -16,6 +16,7 @@ sorted by ``(start, end)`` within a movie (ties keep file order) and numbered ``
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 from collections import defaultdict
@@ -31,6 +32,7 @@ from moviead.data.formats._validate import (
     parse_interval,
     parse_time,
     read_csv_rows,
+    repair_ads,
     require_id,
     require_keys,
     require_text,
@@ -71,12 +73,14 @@ def sort_and_index(ads: Iterable[ADRecord]) -> list[ADRecord]:
 def read_ad_csv(path: str | Path) -> list[ADRecord]:
     """Read a MAD-v2 AD CSV (columns at least ``movie, start, end, text``; ``sentence`` accepted for ``text``).
 
+    Negative starts are clamped to 0 and exact duplicate rows dropped, with a warning (:func:`repair_ads`).
+
     Raises:
         DataFormatError: missing columns, empty text, non-numeric times or ``start >= end`` (naming the line).
     """
     path = Path(path)
     columns, rows = read_csv_rows(path, AD_COLUMNS)
-    return sort_and_index(ad_from_row(path, row, columns) for row in rows)
+    return sort_and_index(repair_ads(path, [ad_from_row(path, row, columns) for row in rows]))
 
 
 def _ads_from_frame(path: Path, movie: str, frame: Any, movie_column: str | None = None) -> list[ADRecord]:
@@ -121,7 +125,7 @@ def read_autoad_pickle(path: str | Path) -> list[ADRecord]:
             "check that this is AutoAD's MAD_named_anno_dict_pd.pkl, written by a compatible pandas version",
         ) from exc
     if isinstance(obj, pd.DataFrame):
-        return sort_and_index(_ads_from_frame(path, "", obj, movie_column="movie"))
+        return sort_and_index(repair_ads(path, _ads_from_frame(path, "", obj, movie_column="movie")))
     if not isinstance(obj, dict):
         raise DataFormatError(
             path, f"expected a dict {{movie_id: DataFrame}}, found {type(obj).__name__}",
@@ -136,7 +140,7 @@ def read_autoad_pickle(path: str | Path) -> list[ADRecord]:
                 "store one DataFrame with start, end and text columns per movie", record=f"movie {movie!r}",
             )
         ads.extend(_ads_from_frame(path, movie, frame))
-    return sort_and_index(ads)
+    return sort_and_index(repair_ads(path, ads))
 
 
 def read_mad_v1_json(path: str | Path) -> list[ADRecord]:
@@ -165,11 +169,14 @@ def read_mad_v1_json(path: str | Path) -> list[ADRecord]:
         movie = require_id(path, record, "movie", anno["movie"])
         text = require_text(path, record, "sentence", anno["sentence"])
         ads.append(ADRecord(movie=movie, index=-1, start=start, end=end, text=text))
-    return sort_and_index(ads)
+    return sort_and_index(repair_ads(path, ads))
 
 
 def read_ad_annotations(path: str | Path) -> list[ADRecord]:
-    """Read AD annotations in any MAD format, chosen by suffix: ``.csv``, ``.pkl`` (AutoAD) or ``.json`` (MAD-v1)."""
+    """Read AD annotations in any MAD format, chosen by suffix: ``.csv``, ``.pkl`` (AutoAD) or ``.json`` (MAD-v1).
+
+    Every reader clamps negative starts to 0 and drops exact duplicates, with a warning (:func:`repair_ads`).
+    """
     path = Path(path)
     readers = {
         ".csv": read_ad_csv, ".pkl": read_autoad_pickle, ".pickle": read_autoad_pickle, ".json": read_mad_v1_json
@@ -254,12 +261,43 @@ def check_split(split: dict[str, list[str]], known_movies: set[str], path: str |
             )
 
 
-def merge_named_unnamed(named: Iterable[ADRecord], unnamed: Iterable[ADRecord]) -> list[ADRecord]:
+def _first_disagreement(
+    only_named: list[ADRecord], only_unnamed: list[ADRecord]
+) -> tuple[ADRecord, ADRecord, int] | None:
+    """The first (by the unnamed AD's time) unmatched named/unnamed pair of one movie whose intervals overlap, and
+    how many unmatched unnamed ADs overlap an unmatched named one."""
+    by_movie: dict[str, list[ADRecord]] = defaultdict(list)
+    for n in sorted(only_named, key=lambda ad: ad.start):
+        by_movie[n.movie].append(n)
+    starts = {movie: [n.start for n in ads] for movie, ads in by_movie.items()}
+    pairs = []
+    for u in only_unnamed:
+        candidates = by_movie.get(u.movie, [])[: bisect.bisect_left(starts.get(u.movie, []), u.end)]
+        overlapping = [n for n in candidates if n.end > u.start]
+        if overlapping:
+            pairs.append((u, min(overlapping, key=lambda n: abs(n.start - u.start) + abs(n.end - u.end))))
+    if not pairs:
+        return None
+    u, n = min(pairs, key=lambda pair: (pair[0].movie, pair[0].start, pair[0].end))
+    return n, u, len(pairs)
+
+
+def merge_named_unnamed(
+    named: Iterable[ADRecord],
+    unnamed: Iterable[ADRecord],
+    named_path: str | Path | None = None,
+    unnamed_path: str | Path | None = None,
+) -> list[ADRecord]:
     """Join MAD-v2's named and unnamed ADs on ``(movie, start, end)`` (times to the millisecond).
 
     Matched records get ``text = text_named`` = the named text and ``text_unnamed`` = the unnamed text. A
     record present in only one file keeps the other field ``None`` (an unnamed-only record uses its unnamed
     text as ``text``). Repeated keys are paired in order of appearance. Counts of unmatched rows are logged.
+
+    Raises:
+        DataFormatError: an unmatched named AD and an unmatched unnamed AD of the same movie overlap in time:
+        the same AD with different times in the two files (it would otherwise become two targets). The message
+        names both rows (movie, times, text), both files and how many such pairs there are.
     """
 
     def key(ad: ADRecord) -> tuple[str, float, float]:
@@ -269,16 +307,32 @@ def merge_named_unnamed(named: Iterable[ADRecord], unnamed: Iterable[ADRecord]) 
     for ad in unnamed:
         pending[key(ad)].append(ad)
     merged: list[ADRecord] = []
-    only_named = 0
+    only_named: list[ADRecord] = []
     for ad in named:
         partners = pending.get(key(ad))
         partner = partners.pop(0) if partners else None
-        only_named += partner is None
+        if partner is None:
+            only_named.append(ad)
         merged.append(dataclasses.replace(
             ad, text_named=ad.text, text_unnamed=None if partner is None else partner.text,
         ))
     only_unnamed = [ad for ads in pending.values() for ad in ads]
+    clash = _first_disagreement(only_named, only_unnamed)
+    if clash is not None:
+        n, u, count = clash
+        raise DataFormatError(
+            unnamed_path,
+            f"{count} AD(s) have different times in the named and unnamed files, e.g. the named row "
+            f"({n.start:.3f}-{n.end:.3f} s, {n.text!r}) of {named_path or 'the named file'} and the unnamed row "
+            f"({u.start:.3f}-{u.end:.3f} s, {u.text!r}) of this file",
+            "give the same AD the same start and end (to the millisecond) in both files, or remove the stray row "
+            "from one of them",
+            record=f"movie {u.movie!r}, {u.start:.3f}-{u.end:.3f} s",
+        )
     merged.extend(dataclasses.replace(ad, text_named=None, text_unnamed=ad.text) for ad in only_unnamed)
     if only_named or only_unnamed:
-        logger.info("named/unnamed merge: %d ADs only named, %d only unnamed", only_named, len(only_unnamed))
+        logger.warning(
+            "named/unnamed merge: %d AD(s) only in the named file (no unnamed text), %d only in the unnamed file "
+            "(their unnamed text is their target)", len(only_named), len(only_unnamed),
+        )
     return sort_and_index(merged)

@@ -15,6 +15,7 @@ Best-query bank: ``best_query/{imdbid}/{NAME}.npy``, each float32 of shape (1, D
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from pathlib import Path
@@ -25,6 +26,8 @@ import numpy as np
 from moviead.data.errors import DataFormatError
 from moviead.data.formats._validate import load_json, require_id, require_keys, require_text
 from moviead.data.records import CharacterBox, StoryboardRecord
+
+logger = logging.getLogger(__name__)
 
 KEYS = ("movie_id", "global_id", "type", "resolution", "main characters", "#characters", "synopses", "movie_clips")
 DETECTIONS = "detect characters"
@@ -97,7 +100,10 @@ def _record(path: Path, record: str, obj: Any) -> StoryboardRecord:
 
 
 def read_storyboard_json(path: str | Path) -> list[StoryboardRecord]:
-    """Read Storyboard-v2 records (a JSON list, or an object of id -> record), in file order."""
+    """Read Storyboard-v2 records (a JSON list, or an object of id -> record), in file order.
+
+    A record equal in every field to an earlier one is dropped; the count is logged.
+    """
     path = Path(path)
     data = load_json(path)
     if isinstance(data, list):
@@ -109,7 +115,20 @@ def read_storyboard_json(path: str | Path) -> list[StoryboardRecord]:
             path, f"expected a JSON list of records (or an object of id -> record), found {type(data).__name__}",
             "use FocusedAD's Storyboard-v2 JSON",
         )
-    return [_record(path, record, obj) for record, obj in items]
+    records: list[StoryboardRecord] = []
+    seen: set[StoryboardRecord] = set()
+    duplicates: list[str] = []
+    for where, obj in items:
+        parsed = _record(path, where, obj)
+        if parsed in seen:
+            duplicates.append(where)
+            continue
+        seen.add(parsed)
+        records.append(parsed)
+    if duplicates:
+        shown = ", ".join(duplicates[:5]) + (", ..." if len(duplicates) > 5 else "")
+        logger.warning("%s: %d exact duplicate record(s) dropped (%s)", path, len(duplicates), shown)
+    return records
 
 
 def _bank_dir(root: Path) -> Path:

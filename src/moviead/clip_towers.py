@@ -1,5 +1,8 @@
 """Loading open_clip models offline: a released checkpoint by path, or a ``local-dir:`` folder.
 
+A leaf module (it imports nothing of moviead): the data layer's sentence encoders, feature extraction and the
+Stage-I CLIP adaptation all load their CLIP towers through it.
+
 Nothing is downloaded. A real run names the architecture and the checkpoint file
 (``ViT-L-14`` + ``/weights/ViT-L-14-openai.pt``); tests and exported adapted towers use open_clip's own
 ``local-dir:`` layout (``open_clip_config.json`` + ``open_clip_model.safetensors``), written by
