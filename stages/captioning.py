@@ -8,9 +8,11 @@ Loading one therefore rebuilds the frozen parts from the config first
 
 Validation: ``val/gen`` (and ``val/ccl``, ``val/dw``) on every batch; on the first ``val_generate_batches`` batches (a
 fixed subset, the loader is not shuffled) the model decodes, and ``val/cider`` (plus any ``extra_metrics``, such as the
-toy data's name accuracy) is computed on those; a table of (movie, time, GT, prediction, selected context) goes to
-``<log dir>/val_samples/epoch-NNN.jsonl`` (with each AD's ``dsm_scores`` when the DSM is on, drawn as a heatmap in
-``epoch-NNN.dsm.png``) and to W&B when that logger is on (``val/samples`` table, ``val/dsm_scores`` image).
+toy data's name accuracy) is computed on those, gathered over every rank under DDP (:class:`CaptionMetrics` holds the
+decoded texts and syncs them; :func:`validation_text_metrics`), so every rank logs the same value; a table of
+(movie, time, GT, prediction, selected context) goes to ``<log dir>/val_samples/epoch-NNN.jsonl`` (with each AD's
+``dsm_scores`` when the DSM is on, drawn as a heatmap in ``epoch-NNN.dsm.png``) and to W&B when that logger is on (``val/samples`` table, ``val/dsm_scores`` image); the
+table holds rank 0's samples.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
 from moviead.losses.captioning import CaptioningLoss, CaptionLosses
+from moviead.metrics.caption_metric import CaptionMetrics
 from moviead.metrics.captioning import caption_scores
 from moviead.models.captioner import ADCaptioner
 from moviead.models.generation import GenerationSettings
@@ -35,6 +38,25 @@ from moviead.stages.optim import build_optimizer
 from moviead.stages.tracking import log_image, log_validation_samples
 
 log = logging.getLogger(__name__)
+
+
+def validation_text_metrics(
+    metric: CaptionMetrics, extra_metrics: Callable[[list[str], list[str]], dict[str, float]] | None = None
+) -> dict[str, float]:
+    """``cider`` (with more than one sample) and ``extra_metrics`` on the (reference, prediction) pairs that
+    ``metric`` holds on every rank together; a collective call under DDP (every rank must make it), a plain one in
+    a single process. The metric is left unsynced and is not reset."""
+    with metric.sync_context():
+        references, predictions = metric.items()
+    if not references:
+        return {}
+    metrics = {}
+    if len(references) > 1:
+        metrics["cider"] = float(caption_scores(references, predictions, metrics=("cider",))["cider"])
+    if extra_metrics is not None:
+        keys = sorted(references)
+        metrics.update(extra_metrics([references[k][0] for k in keys], [predictions[k] for k in keys]))
+    return metrics
 
 
 class CaptioningStage(L.LightningModule):
@@ -73,6 +95,7 @@ class CaptioningStage(L.LightningModule):
         self.checkpoint_info = checkpoint_info or {}
         self.strict_loading = False  # checkpoints hold the trainable parameters only
         self._samples: list[dict[str, Any]] = []
+        self.val_captions = CaptionMetrics(metrics=("cider",))  # the decoded validation ADs of every rank
 
     def _log_losses(self, prefix: str, batch: dict[str, Any]) -> CaptionLosses:
         """Compute the losses of ``batch`` and log them: per step in training, per epoch (synced) in validation."""
@@ -109,18 +132,17 @@ class CaptioningStage(L.LightningModule):
                 }
                 | dsm
             )
+        decoded = self._samples[len(self._samples) - len(ids):]
+        self.val_captions.update([s["gt"] for s in decoded], [s["pred"] for s in decoded])
 
     def on_validation_epoch_end(self) -> None:
         samples, self._samples = self._samples, []
+        metrics = validation_text_metrics(self.val_captions, self.extra_metrics)  # all ranks' samples
+        self.val_captions.reset()
+        for name, value in metrics.items():  # the same value on every rank: no further reduction
+            self.log(f"val/{name}", float(value), prog_bar=name == "cider")
         if not samples:
             return
-        refs = {i: [s["gt"]] for i, s in enumerate(samples)}
-        preds = {i: s["pred"] for i, s in enumerate(samples)}
-        metrics = {"cider": caption_scores(refs, preds, metrics=("cider",))["cider"]} if len(samples) > 1 else {}
-        if self.extra_metrics is not None:
-            metrics.update(self.extra_metrics([s["gt"] for s in samples], [s["pred"] for s in samples]))
-        for name, value in metrics.items():
-            self.log(f"val/{name}", float(value), prog_bar=name == "cider", rank_zero_only=True)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             self._write_samples(samples)
 

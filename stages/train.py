@@ -4,11 +4,19 @@ Run folder ``<trainer.default_root_dir>/<name>``: ``config.yaml`` (resolved), ``
 ``checkpoints/`` (``last.ckpt`` and the best by the stage's monitor, written atomically; ``trainer.resume=true``
 goes on from ``last.ckpt`` exactly) and ``export/`` (what Stage-II loads); with W&B on, ``wandb/`` and
 ``wandb_run_id`` (:mod:`moviead.stages.tracking`).
+
+A run folder has one writer (an advisory lock, :mod:`moviead.evaluation.locks`) and is never overwritten: training
+into a folder that already holds a run refuses unless ``trainer.resume=true`` (go on with it) or ``overwrite``
+(the old folder is moved aside to ``<name>.old-<timestamp>``; nothing is deleted). Paths the Stage-II checkpoint
+needs are stored absolute (:func:`portable_paths`), so the checkpoint works from any working directory.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +30,7 @@ from moviead.config import TaskName, save_config
 from moviead.data.records import DatasetName
 from moviead.data.requirements import DataRequirements
 from moviead.datamodules import build_datamodule
+from moviead.evaluation.locks import acquire, check_not_locked, release
 from moviead.losses import PMELossWeights
 from moviead.recipes.stage1 import build_pme, pme_tokenizer
 from moviead.stages.alignment_pme import PMEAlignmentStage
@@ -54,6 +63,74 @@ class StageBundle:
 def run_folder(cfg: DictConfig) -> Path:
     """``<trainer.default_root_dir>/<name>``: where a run writes its config, metrics, checkpoints and export."""
     return Path(cfg.trainer.default_root_dir) / cfg.name
+
+
+class RunFolderExistsError(FileExistsError):
+    """The run folder already holds a run, and neither resume nor overwrite was asked for."""
+
+
+# the config keys that name local files or folders a run (and its Stage-II checkpoint) reads
+PATH_KEYS = ("data.root", "captioning.stage1", "captioning.decoder.lm", "captioning.decoder.tokenizer",
+             "captioning.dsm.sentence_cache", "pme.tokenizer", "pme.init_from")
+ALWAYS_LOCAL = ("data.root", "captioning.dsm.sentence_cache")  # never a hub name
+
+
+def portable_paths(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` with the relative paths of :data:`PATH_KEYS` made absolute (against the working directory).
+
+    Values that exist as local files or folders are resolved; hub names (``gpt2``, ``facebook/opt-2.7b``) that do
+    not exist locally stay as they are. ``data.root`` and ``captioning.dsm.sentence_cache`` are always local and are
+    resolved even before they exist (the toy data is generated, the cache written, later).
+    """
+    cfg = copy.deepcopy(cfg)
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        if not isinstance(value, str) or not value or value.startswith(("local-dir:", "hf-hub:")):
+            continue
+        path = Path(value).expanduser()
+        if path.is_absolute() or not (path.exists() or key in ALWAYS_LOCAL):
+            continue
+        OmegaConf.update(cfg, key, str(path.resolve()), merge=False)
+    return cfg
+
+
+def _is_launched_rank(env: dict[str, str] | None = None) -> bool:
+    """True in the processes a DDP launcher started for ranks > 0 (they re-run ``train`` on rank 0's run folder)."""
+    env = os.environ if env is None else env
+    return int(env.get("LOCAL_RANK", "0") or 0) != 0 or int(env.get("NODE_RANK", "0") or 0) != 0
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds anything but its lock and config (a run that got as far as writing something)."""
+    return run_dir.is_dir() and any(p.name not in (".lock", "config.yaml") for p in run_dir.iterdir())
+
+
+def prepare_run_folder(cfg: DictConfig, overwrite: bool = False) -> Path:
+    """Check and claim the run folder of ``cfg`` (rank 0 only) before anything is written there.
+
+    Returns the run folder. A folder holding a run is refused unless ``trainer.resume`` is set; with ``overwrite``
+    it is moved aside to ``<name>.old-<YYYYmmdd-HHMMSS>`` (the returned folder is then new and empty).
+
+    Raises:
+        RunFolderExistsError: the folder holds a run and neither resume nor overwrite was asked for.
+        FolderLockedError: another process is writing the folder.
+    """
+    run_dir = run_folder(cfg)
+    if _is_launched_rank():
+        return run_dir
+    if _holds_a_run(run_dir) and not cfg.trainer.resume:
+        if not overwrite:
+            raise RunFolderExistsError(
+                f"{run_dir} already holds a run: pass --resume (trainer.resume=true) to go on with it, --overwrite "
+                "to move it aside and start afresh, or another name=..."
+            )
+        check_not_locked(run_dir)
+        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        while aside.exists():
+            aside = aside.with_name(aside.name + "x")
+        run_dir.rename(aside)
+        log.warning("moved the earlier run %s aside to %s", run_dir, aside)
+    return run_dir
 
 
 def _pme_bundle(cfg: DictConfig) -> StageBundle:
@@ -159,17 +236,32 @@ def lightning_trainer_kwargs(trainer: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in kwargs.items() if key not in OWN_TRAINER_KEYS}
 
 
-def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = (), overwrite: bool = False) -> TrainResult:
     """Fit the task of ``cfg`` and export its result; returns the run folder, export folder and final metrics.
+
+    The run folder is claimed first (:func:`prepare_run_folder`): a folder that holds a run is refused unless
+    ``trainer.resume`` or ``overwrite`` (the old run is moved aside); another process writing it is refused.
 
     With ``trainer.resume=true`` training goes on from ``<run>/checkpoints/last.ckpt`` exactly where it stopped
     (:mod:`moviead.stages.checkpointing`). ``extra_callbacks`` are added to the Trainer's.
     """
-    L.seed_everything(cfg.seed, workers=True)
     task = TaskName(cfg.task)
     if task not in BUILDERS:
         raise ValueError(f"task {task.value!r} has no trainer yet; choose one of {[t.value for t in BUILDERS]}")
-    run_dir = run_folder(cfg)
+    cfg = portable_paths(cfg)
+    run_dir = prepare_run_folder(cfg, overwrite)
+    if _is_launched_rank():
+        return _fit(cfg, task, run_dir, extra_callbacks)
+    acquire(run_dir)  # one writer per run folder
+    try:
+        return _fit(cfg, task, run_dir, extra_callbacks)
+    finally:
+        release(run_dir)
+
+
+def _fit(cfg: DictConfig, task: TaskName, run_dir: Path, extra_callbacks: Sequence[Callback]) -> TrainResult:
+    """:func:`train` once the run folder is claimed."""
+    L.seed_everything(cfg.seed, workers=True)
     save_config(cfg, run_dir / "config.yaml")
     bundle = BUILDERS[task](cfg)
     datamodule = build_datamodule(cfg, bundle.tokenizer, needs=bundle.needs, collate=bundle.collate)

@@ -28,9 +28,9 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [  # most specific prefix first
     (1, ("moviead.data", "moviead.toy")),
     (2, ("moviead.models", "moviead.metrics", "moviead.extraction", "moviead.plots")),
     (3, ("moviead.losses",)),
-    (4, ("moviead.recipes", "moviead.evaluation", "moviead.config")),
+    (4, ("moviead.recipes", "moviead.evaluation", "moviead.config", "moviead.config_ranges")),
     (4, ("moviead.speech",)),
-    (5, ("moviead.cli", "moviead.__main__")),
+    (5, ("moviead.cli", "moviead.cli_args", "moviead.cli_ad_track", "moviead.__main__")),
 ]
 PACKAGE_INITS = {"moviead", "moviead.focused"}  # namespace-only __init__ files: no layer of their own
 

@@ -16,8 +16,9 @@ GEN = 2.0
 # One sample, items [1, 0] (selected) and [0, 1]; v = [1, 0]; tau = 0.5: cos(T+, v) = 1, cos(T-, v) = 0, so
 # CCL = -log(e^2 / (e^2 + e^0)) = log(1 + e^-2).
 CCL = math.log(1.0 + math.exp(-2.0))
-# logits [[0, ln 3]], targets [[1, 0]]: (ln 2 + ln 4) / 2 = 1.5 ln 2 (see test_losses_distinctive.py)
-DW = 1.5 * math.log(2.0)
+# logits [[0, ln 3]], targets [[1, 0]]: positives' mean ln 2 + negatives' mean ln 4 = 3 ln 2 (see
+# test_losses_distinctive.py)
+DW = 3.0 * math.log(2.0)
 
 
 def dsm_output() -> DSMOutput:
@@ -35,7 +36,7 @@ class _FixedDecoder:
     def loss(self, inputs: object) -> torch.Tensor:
         return torch.tensor(GEN)
 
-    def loss_and_visual_mean(self, inputs: object) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_prompt_state(self, inputs: object) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.tensor(GEN), torch.tensor([[0.0, math.log(3.0)]])  # (B, H'), here the head's logits
 
 
@@ -54,8 +55,8 @@ class _FixedCaptioner:
         self.context = selected
         return object()
 
-    def bag_of_words_logits(self, visual_mean: torch.Tensor) -> torch.Tensor:
-        return visual_mean
+    def bag_of_words_logits(self, prompt_state: torch.Tensor) -> torch.Tensor:
+        return prompt_state
 
 
 def batch(with_target: bool = True, distinct: bool = True) -> CaptionBatch:

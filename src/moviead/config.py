@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from omegaconf import II, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from moviead.config_ranges import RANGES, ConfigError, validate_config  # noqa: F401 (re-exported)
 from moviead.data.records import ContextMode, DatasetName, FrameMode, TextVariant  # noqa: F401 (re-exported)
 from moviead.models.configs import (
     CLIPAdaptationConfig,
@@ -238,10 +239,6 @@ class ExperimentConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
-
-
 def _valid_keys(schema: DictConfig, full_key: str) -> tuple[str, list[str]]:
     """The parent path of ``full_key`` and the keys that exist there."""
     parts = full_key.split(".")
@@ -272,7 +269,8 @@ def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ())
     """Merge the schema defaults, then each YAML file in order, then ``key=value`` overrides.
 
     Raises:
-        ConfigError: unknown key (with the nearest valid one), wrong type or invalid enum value.
+        ConfigError: unknown key (with the nearest valid one), wrong type, invalid enum value, or a value out of its
+            range (:func:`validate_config`).
         FileNotFoundError: a listed YAML file does not exist.
     """
     cfg = merge_config_layers(OmegaConf.structured(ExperimentConfig), files, overrides)
@@ -322,7 +320,7 @@ def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overr
     """``cfg`` (already built on the schema, e.g. a checkpoint's stored config) with YAML files then overrides on top.
 
     Raises:
-        ConfigError: unknown key (with the nearest valid one) or wrong type.
+        ConfigError: unknown key (with the nearest valid one), wrong type, or a value out of range.
         FileNotFoundError: a listed YAML file does not exist.
     """
     schema = OmegaConf.structured(ExperimentConfig)
@@ -338,7 +336,7 @@ def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overr
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
         raise _explain(err, "override", schema) from None
-    return cfg  # type: ignore[return-value]
+    return validate_config(cfg)  # type: ignore[arg-type]
 
 
 def to_yaml(cfg: DictConfig) -> str:

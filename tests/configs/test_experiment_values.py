@@ -23,12 +23,13 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
 
 OPT_27B, OPT_13B, OPT_350M = "facebook/opt-2.7b", "facebook/opt-1.3b", "facebook/opt-350m"
 
-# LoCo-MAD Stage-II on MAD (§4.1): L_c = 10, DSM (2 blocks) keeps the top 3, 36 new tokens, 200 context tokens.
+# LoCo-MAD Stage-II on MAD (§4.1): L_c = 10, DSM (2 blocks, no item positions) keeps the top 3, 36 new tokens, 200 context tokens.
 LOCO_MAD = {"task": "captioning", "captioning.method": "loco_mad", "data.dataset": "mad",
             "captioning.context_size": 10, "captioning.dsm.enabled": True, "captioning.dsm.top_k": 3,
             "captioning.dsm.n_layers": 2, "captioning.generation.max_new_tokens": 36,
             "captioning.decoder.max_context_tokens": 200, "captioning.visual_source": "pme",
-            "captioning.context_mode": "oracle", "data.feature_dim": 768, "data.fps": 5.0}
+            "captioning.context_mode": "oracle", "data.feature_dim": 768, "data.fps": 5.0,
+            "captioning.dsm.recency_embedding": False}
 # LoCo-MAD Stage-I (§4.1): 12 blocks, 32 queries, VTC + VTM + VTG.
 PME = {"task": "pme_alignment", "data.dataset": "mad", "pme.model.num_hidden_layers": 12,
        "pme.model.num_query_tokens": 32, "pme.model.vision_width": 768, "pme.losses.vtc": 1.0,
@@ -83,6 +84,8 @@ EXPECTED: dict[str, dict] = {
     # LoCo-MAD Table 6 (MAD-eval-Unnamed): w/ DSM, the top-k of the 10-item proposal; w/o DSM, the last L ADs
     **{f"locomad/t6_dsm_top{k}.yaml": {**LOCO_MAD, **ABLATION, **UNNAMED, "captioning.dsm.top_k": k}
        for k in (2, 3, 4, 6)},
+    # our addition, not in the paper: the top-3 row with the DSM's learned recency embedding
+    "locomad/t6_dsm_top3_recency.yaml": {**LOCO_MAD, **ABLATION, **UNNAMED, "captioning.dsm.recency_embedding": True},
     **{f"locomad/t6_no_dsm_context{n}.yaml": {**LOCO_MAD, **ABLATION, **UNNAMED, "captioning.dsm.enabled": False,
                                               "captioning.context_size": n} for n in (2, 3, 4, 6)},
     # DistinctAD

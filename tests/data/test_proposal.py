@@ -61,9 +61,24 @@ def test_window_is_the_last_context_size_ads_with_leading_item_at_the_start() ->
     items = ContextBuilder(movies, "oracle", context_size=2).build_proposal(movies["m"].ads[3])
     assert _summary(items) == [("ad 1", ["in1", "c"], 20.0, 30.0), ("ad 2", ["in2", "d", "in3"], 30.0, 43.0)]
     exactly = ContextBuilder(movies, "oracle", context_size=3).build_proposal(movies["m"].ads[3])
-    assert [i.feature_text for i in exactly] == ["pre", "ad 0", "ad 1", "ad 2"]  # the window holds AD 0
+    assert [i.feature_text for i in exactly] == ["ad 0", "ad 1", "ad 2"]  # full window: no room for "pre"
     larger = ContextBuilder(movies, "oracle", context_size=10).build_proposal(movies["m"].ads[3])
-    assert larger == exactly
+    assert [i.feature_text for i in larger] == ["pre", "ad 0", "ad 1", "ad 2"]  # room: the leading item stays
+    assert larger[1:] == exactly
+
+
+def test_proposal_holds_at_most_context_size_items() -> None:
+    """More than L_c previous ADs and subtitles before the first AD: exactly L_c items, each with an AD; the
+    subtitles before the window's oldest AD ("pre", and AD 0's "in0 a b" for L_c = 2) are dropped."""
+    movies = _movies()
+    for size in (1, 2, 3):
+        items = ContextBuilder(movies, "oracle", context_size=size).build_proposal(movies["m"].ads[3])
+        assert len(items) == size
+        assert [i.ad.index for i in items if i.ad is not None] == list(range(3 - size, 3))
+    two = ContextBuilder(movies, "oracle", context_size=2).build_proposal(movies["m"].ads[2])
+    assert _summary(two) == [("ad 0", ["in0", "a", "b"], 10.0, 20.0), ("ad 1", ["in1", "c", "in2"], 20.0, 34.0)]
+    one = ContextBuilder(movies, "oracle", context_size=1).build_proposal(movies["m"].ads[0])
+    assert _summary(one) == [(None, ["pre", "in0"], 2.0, 13.0)]  # no previous AD: the leading item fits
 
 
 def test_max_subtitles_keeps_the_last_of_each_item() -> None:
@@ -93,12 +108,11 @@ def test_recurrent_items_use_the_predictions() -> None:
     predictions.set_prediction("m", 0, "pred 0")
     predictions.set_prediction("m", 1, "pred 1")
     items = builder.build_proposal(movies["m"].ads[2])
-    assert _summary(items) == [
-        (None, ["pre"], 2.0, 10.0),
+    assert _summary(items) == [  # a full window of 2: the leading subtitles are dropped
         ("pred 0", ["in0", "a", "b"], 10.0, 20.0),
         ("pred 1", ["in1", "c", "in2"], 20.0, 34.0),
     ]
-    assert items[1].ad == ContextItem("ad", 10.0, 13.0, "pred 0", 0)
+    assert items[0].ad == ContextItem("ad", 10.0, 13.0, "pred 0", 0)
 
 
 class _ArrayStore:

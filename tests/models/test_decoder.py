@@ -11,7 +11,7 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from moviead.models.decoder import IGNORE_INDEX, VisualPrefixDecoder, load_causal_lm
+from moviead.models.decoder import IGNORE_INDEX, VisualPrefixDecoder, fit_context_items, load_causal_lm
 
 LORA_A, LORA_B = "lora_A.default.weight", "lora_B.default.weight"  # peft's parameter names
 
@@ -81,9 +81,14 @@ CONTEXT_0 = [66, 10, 11, 67, 68, 20, 69, 66, 67, 68, 21, 22, 69]  # item 0 (AD, 
 CONTEXT_1 = [66, 16, 67, 68, 24, 25, 26, 69]  # item 1 only (item 0 not selected)
 
 
+# with max_context_tokens = 7: sample 0 keeps item 1 whole (6 tokens; item 0 would make 13) and sample 1's only item
+# (8 tokens) keeps its markers and AD, and the last 2 subtitle tokens
+CUT_CONTEXT = {7: ([66, 67, 68, 21, 22, 69], [66, 16, 67, 68, 25, 26, 69]), 200: (CONTEXT_0, CONTEXT_1)}
+
+
 def expected_layout(max_context: int) -> list[tuple[list[int], list[int], list[int]]]:
     """Per sample: (ids with V at visual positions, kept visual rows, target)."""
-    ctx0, ctx1 = CONTEXT_0[-max_context:], CONTEXT_1[-max_context:]
+    ctx0, ctx1 = CUT_CONTEXT[max_context]
     return [
         ([2, 3, 64, V, V, V, 65, *ctx0, 4, 30, 31, 32], [0, 1, 2], [30, 31, 32]),
         ([2, 3, 64, V, V, 65, *ctx1, 4, 33], [0, 2], [33]),
@@ -101,8 +106,6 @@ def test_assemble_layout(max_context: int, side: str) -> None:
     layouts = expected_layout(max_context)
     length = max(len(ids) for ids, _, _ in layouts)
     assert inputs.inputs_embeds.shape == (2, length, decoder.embed_dim)
-    if max_context == 7:
-        assert layouts[0][0][7:14] == [69, 66, 67, 68, 21, 22, 69]  # the last 7 context tokens, oldest dropped
     for b, (ids, rows, target) in enumerate(layouts):
         n = len(ids)
         start = length - n if side == "left" else 0
@@ -125,6 +128,67 @@ def test_assemble_layout(max_context: int, side: str) -> None:
     # special rows really are the table rows (looked up by id - base_vocab_size), LM rows the LM's
     assert torch.equal(decoder.embed_tokens(torch.tensor([[66]]))[0, 0], decoder.special_embeddings[2])
     assert torch.equal(decoder.embed_tokens(torch.tensor([[4]]))[0, 0], decoder.lm.get_input_embeddings().weight[4])
+
+
+def _balanced(ids: list[int]) -> bool:
+    """The context markers alternate b_t, e_t, b_s, e_s, ... and close."""
+    marks = [t for t in ids if t in (66, 67, 68, 69)]
+    return marks == [66, 67, 68, 69] * (len(marks) // 4)
+
+
+def test_context_truncation_drops_whole_oldest_items() -> None:
+    """Items overflowing the budget: only whole items, markers balanced, the newest kept."""
+    items = [([10, 11, 12], [20, 21]), ([13], []), ([14, 15], [22, 23, 24])]  # 9, 5 and 9 tokens
+    marks = (66, 67, 68, 69)
+    whole = [66, 10, 11, 12, 67, 68, 20, 21, 69, 66, 13, 67, 68, 69, 66, 14, 15, 67, 68, 22, 23, 24, 69]
+    assert fit_context_items(items, 200, marks) == whole
+    assert fit_context_items(items, 23, marks) == whole
+    for budget in (14, 22):  # the newest two fit, the oldest (9 tokens) does not
+        assert fit_context_items(items, budget, marks) == whole[9:]
+    for budget in (9, 13):
+        assert fit_context_items(items, budget, marks) == whole[14:]
+    # the newest alone overflows: its AD whole, the subtitles' last tokens, inside the markers
+    assert fit_context_items(items, 8, marks) == [66, 14, 15, 67, 68, 23, 24, 69]
+    assert fit_context_items(items, 5, marks) == [66, 15, 67, 68, 69]  # the AD's last token only
+    assert fit_context_items(items, 3, marks) == []  # no room for the markers
+    for budget in range(0, 30):
+        cut = fit_context_items(items, budget, marks)
+        assert len(cut) <= budget and _balanced(cut)
+        assert budget < 4 or cut[-1] == 69 and (24 in cut) == (budget >= 7)  # the newest item always kept
+
+
+def test_decoder_context_is_cut_at_item_boundaries() -> None:
+    batch = hand_batch()
+    for budget in range(0, 16):
+        decoder = make_decoder(max_context_tokens=budget)
+        for b in range(2):
+            sel = batch["selected"][b].tolist()
+            ids = decoder.context_ids(batch["proposal_ad_ids"][b].tolist(), batch["proposal_ad_mask"][b].tolist(),
+                                      batch["proposal_sub_ids"][b].tolist(), batch["proposal_sub_mask"][b].tolist(),
+                                      sel)
+            assert len(ids) <= budget and _balanced(ids)
+            full = CONTEXT_0 if b == 0 else CONTEXT_1
+            if len(full) <= budget:
+                assert ids == full
+
+
+def test_prompt_state_is_the_hidden_state_before_the_first_target_token() -> None:
+    """The bag-of-words head's input: the last prompt position (after the context), from the same LM pass."""
+    decoder = make_decoder()
+    batch = hand_batch()
+    with torch.no_grad():
+        inputs = decoder.assemble(**batch, padding_side="right")
+        gen, state = decoder.loss_and_prompt_state(inputs)
+        hidden = decoder.lm(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                            position_ids=inputs.position_ids, output_hidden_states=True).hidden_states[-1]
+        # sample 0: 2 prompt + b_q + 3 visual + e_q + 13 context + instruction = 21 tokens, target from 21
+        # sample 1: 2 + 1 + 2 + 1 + 8 + 1 = 15 tokens
+        assert state.shape == (2, hidden.shape[-1])
+        assert torch.equal(state, torch.stack([hidden[0, 20], hidden[1, 14]]))
+        assert gen.item() == pytest.approx(decoder.loss(inputs).item(), rel=1e-6)
+        other = dict(batch, selected=torch.tensor([[False, True, False], [True, True, False]]))
+        _, changed = decoder.loss_and_prompt_state(decoder.assemble(**other, padding_side="right"))
+    assert not torch.allclose(changed, state)  # it has seen the context
 
 
 def test_left_and_right_padding_hold_the_same_samples() -> None:

@@ -292,3 +292,15 @@ def test_dsm_learns_to_select_the_item_matching_the_clip() -> None:
         out = dsm.eval()(feats, valid, frames)
     accuracy = (out.scores.argmax(-1) == target).float().mean().item()
     assert accuracy >= 0.9
+
+
+def test_default_dsm_has_no_recency_parameters() -> None:
+    """The paper's DSM gives the items no position: the recency embedding is an opt-in ablation."""
+    from moviead.models.configs import DSMConfig
+
+    assert DSMConfig().recency_embedding is False
+    dsm = DynamicSelectionModule(text_dim=DC, visual_dim=DV, n_heads=4)
+    assert dsm.recency is None
+    assert not [name for name, _ in dsm.named_parameters() if "recency" in name]
+    opted = DynamicSelectionModule(text_dim=DC, visual_dim=DV, n_heads=4, max_proposal=10, recency_embedding=True)
+    assert opted.recency is not None and tuple(opted.recency.weight.shape) == (10, DC)

@@ -35,8 +35,8 @@ def validation_scores(parts: Recipe, cfg) -> tuple[float, float]:
     for batch in dm.val_dataloader():
         tensors = caption_batch(batch)
         selected, _ = captioner.select(tensors)
-        _, visual_mean = captioner.decoder.loss_and_visual_mean(captioner.decoder_inputs(tensors, selected, True))
-        top = captioner.decoder.lm.get_output_embeddings()(visual_mean).topk(TOP_K, dim=-1).indices
+        _, prompt_state = captioner.decoder.loss_and_prompt_state(captioner.decoder_inputs(tensors, selected, True))
+        top = captioner.bag_of_words_logits(prompt_state).topk(TOP_K, dim=-1).indices
         hits += float(tensors.distinct_targets.gather(1, top).sum())
         words += float(tensors.distinct_targets.sum())
         ids, _ = captioner.generate(caption_batch(batch, with_target=False), settings)

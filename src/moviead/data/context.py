@@ -12,7 +12,8 @@ Subtitles in oracle and recurrent mode: those that end after the previous AD's s
 end (for the first AD of a movie, every subtitle before its end), the last ``max_subtitles`` of them.
 
 :meth:`ContextBuilder.build_proposal` gives the same context as LoCo-MAD's DSM proposal: one
-:class:`ProposalItem` per previous AD, each holding that AD and the subtitles that start after it (SPEC §5.2).
+:class:`ProposalItem` per previous AD, each holding that AD and the subtitles that start after it (SPEC §5.2), at most
+``context_size`` items.
 """
 
 from __future__ import annotations
@@ -215,10 +216,12 @@ class ContextBuilder:
 
         Item j (one per previous AD of the window, the last ``context_size`` ADs before ``record``) holds AD j from
         the provider and the subtitles starting in ``[AD_j.start, AD_{j+1}.start)`` (for the last one,
-        ``[AD_{i-1}.start, AD_i.end)``). When the window reaches the movie's first AD, a leading item without
-        AD holds the subtitles starting before it (for the first AD itself: before its end); it is left out
-        when there are none. Each item keeps its last ``max_subtitles`` subtitles (none without
-        ``use_subtitles``).
+        ``[AD_{i-1}.start, AD_i.end)``). When the window reaches the movie's first AD with room to spare (fewer
+        than ``context_size`` previous ADs), a leading item without AD holds the subtitles starting before it (for
+        the first AD itself: before its end); it is left out when there are none. The proposal thus holds at most
+        ``context_size`` items (the DSM's L_c): when the window is full, the subtitles before its oldest AD are
+        dropped, as are those of every AD older than the window. Each item keeps its last ``max_subtitles``
+        subtitles (none without ``use_subtitles``).
         """
         if self.mode == ContextMode.local:
             return []
@@ -238,7 +241,7 @@ class ContextBuilder:
         items: list[ProposalItem] = []
         own = previous_end(ads, record)
         first = previous[0].index if previous else own
-        if first == 0:
+        if first == 0 and len(previous) < self.context_size:  # room for it: at most context_size items
             bound = ads[0].start if previous else record.end
             leading = subtitles(float("-inf"), bound)
             if leading:

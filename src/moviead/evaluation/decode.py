@@ -8,6 +8,10 @@ several movies (:func:`~moviead.evaluation.schedule.recurrent_batches`); the pre
 context through :class:`~moviead.data.context.PredictionContext`, restored from the file on resume. A FocusedAD
 checkpoint decodes Storyboard-v2 clips with their records (its collate function builds each clip's instruction from
 the recognised names and character regions); its rows also carry the ``names`` of that instruction.
+
+With ``DecodeSettings.words_per_second`` each AD is fitted to its cue (:mod:`moviead.evaluation.budget`): its word
+budget ``floor(duration * rate)`` sets its token limit, beams over the budget lose to beams within it, and a text
+still over budget is cut at a clause boundary; its row then carries ``budget`` (words).
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from moviead.data.context import PredictionContext
 from moviead.data.datasets import ADClipDataset
 from moviead.data.sentence_features import encode_proposal_texts
 from moviead.data.sources import SplitData, make_dataset
+from moviead.evaluation.budget import fit_to_budget, token_limit, word_budget, word_count
 from moviead.evaluation.predictions import PredictionStore
 from moviead.evaluation.schedule import fixed_batches, recurrent_batches
 from moviead.focused.data import read_storyboard_records, storyboard_examples
+from moviead.models.generation import GenerationSettings
 from moviead.recipes.base import Recipe, model_batch
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,8 @@ class DecodeSettings:
         batch_movies: movies decoded side by side in recurrent mode (B).
         device: torch device of the model.
         progress: show the progress bar.
+        words_per_second: fit each AD to its cue at this speaking rate (None: no word budget).
+        no_repeat_ngram: n-gram size no AD may repeat (None: the checkpoint's, 0: off).
     """
 
     mode: ContextMode = ContextMode.recurrent
@@ -57,6 +65,8 @@ class DecodeSettings:
     batch_movies: int = 8
     device: str = "cpu"
     progress: bool = True
+    words_per_second: float | None = None
+    no_repeat_ngram: int | None = None
 
 
 @dataclass
@@ -115,6 +125,11 @@ def decode_split(
     needs = replace(parts.data, context_mode=mode)
     generation = parts.generation_settings(cfg.captioning.generation, settings.num_beams)
     info = {**run_info, "mode": mode.value, "num_beams": generation.num_beams}
+    if settings.no_repeat_ngram is not None:
+        generation = replace(generation, no_repeat_ngram_size=int(settings.no_repeat_ngram))
+        info["no_repeat_ngram"] = int(settings.no_repeat_ngram)
+    if settings.words_per_second is not None:
+        info["words_per_second"] = float(settings.words_per_second)
     store = PredictionStore(out_dir, info, restart=restart)
     provider = PredictionContext(data.movies) if mode == ContextMode.recurrent else None
     dataset = make_dataset(data, cfg.data, cfg.loader.frames, needs, training=False, provider=provider)
@@ -144,14 +159,19 @@ def decode_split(
         for batch_positions in batches:
             batch = collate([examples[i] for i in batch_positions])
             inputs = _to_device(model_batch(captioner, batch, with_target=False), device)
-            ids, selected = captioner.generate(inputs, generation)
+            metas = batch[BatchKey.META]
+            budgets = _budgets(metas, settings.words_per_second)
+            ids, selected = captioner.generate(inputs, _budgeted(generation, parts, budgets))
             rows = []
-            for meta, tokens, chosen in zip(batch[BatchKey.META], ids, selected.cpu().tolist()):
+            for b, (meta, tokens, chosen) in enumerate(zip(metas, ids, selected.cpu().tolist())):
                 pred = parts.decode(tokens)
+                if budgets is not None:
+                    pred = fit_to_budget(pred, budgets[b])
                 rows.append({"movie": meta["movie"], "index": meta["index"], "start": meta["start"],
                              "end": meta["end"], "gt": meta["text"], "pred": pred,
                              "context": _selected_context(meta, chosen),
-                             **({"names": meta["names"]} if "names" in meta else {})})
+                             **({"names": meta["names"]} if "names" in meta else {}),
+                             **({"budget": budgets[b]} if budgets is not None else {})})
                 if provider is not None:
                     provider.set_prediction(meta["movie"], meta["index"], pred)
             store.append(rows)
@@ -159,6 +179,24 @@ def decode_split(
             bar.update(len(rows))
     bar.close()
     return DecodeResult(store.rows, decoded, time.perf_counter() - began)
+
+
+def _budgets(metas: Sequence[dict[str, Any]], words_per_second: float | None) -> list[int] | None:
+    """Each AD's word budget from its cue's duration (None without a speaking rate)."""
+    if words_per_second is None:
+        return None
+    return [word_budget(float(m["end"]) - float(m["start"]), words_per_second) for m in metas]
+
+
+def _budgeted(generation: GenerationSettings, parts: Recipe, budgets: list[int] | None) -> GenerationSettings:
+    """``generation`` with per-row token limits from the word budgets, and beams judged by their decoded words."""
+    if budgets is None:
+        return generation
+
+    def fits(row: int, ids: list[int]) -> bool:
+        return word_count(parts.decode(ids)) <= budgets[row]
+
+    return replace(generation, row_token_limits=tuple(token_limit(b) for b in budgets), fits=fits)
 
 
 def _storyboard_examples(parts: Recipe, cfg: DictConfig, clips: ADClipDataset) -> Dataset:

@@ -6,8 +6,8 @@
 
 L_GEN is the decoder's next-token cross-entropy on the target AD; L_CCL is
 :func:`moviead.losses.contextual.dsm_contextual_loss` of the DSM's pass; L_DW is
-:func:`moviead.losses.distinctive.distinctive_word_loss` of the bag-of-words head, whose input (the mean prefix
-hidden state) comes from the same LM pass as L_GEN.
+:func:`moviead.losses.distinctive.distinctive_word_loss` of the bag-of-words head, whose input (the hidden state
+of the last prompt position, after the context) comes from the same LM pass as L_GEN.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class CaptioningLoss(nn.Module):
         if self.lambda_dw > 0:
             if batch.distinct_targets is None:
                 raise ValueError("the distinctive-word loss needs distinct_targets: collate with the recipe's collator")
-            gen, visual_mean = captioner.decoder.loss_and_visual_mean(inputs)  # scalar, (B, H')
-            dw = distinctive_word_loss(captioner.bag_of_words_logits(visual_mean), batch.distinct_targets)
+            gen, prompt_state = captioner.decoder.loss_and_prompt_state(inputs)  # scalar, (B, H')
+            dw = distinctive_word_loss(captioner.bag_of_words_logits(prompt_state), batch.distinct_targets)
         else:
             gen = captioner.decoder.loss(inputs)
         ccl = None if dsm is None else dsm_contextual_loss(dsm)

@@ -2,7 +2,8 @@
 
 DistinctAD (SPEC §5.3): the frames of the clip and of its neighbouring clips, optionally through the frozen Stage-I
 adapter, go through the contextual EM attention, whose bases and residual form the visual prefix; the LM head
-applied to the mean prefix hidden state is the bag-of-words head of the distinctive-word loss.
+applied to the hidden state of the last prompt position (after the visual prefix, the context and the instruction)
+is the bag-of-words head of the distinctive-word loss.
 
 Plain torch (no Lightning): :class:`moviead.stages.captioning.CaptioningStage` trains it with
 :class:`moviead.losses.captioning.CaptioningLoss` (which holds the Stage-II objective: ``½ (L_CCL + L_GEN)`` with
@@ -148,9 +149,11 @@ class ADCaptioner(nn.Module):
             padding_side=padding_side,
         )
 
-    def bag_of_words_logits(self, visual_mean: torch.Tensor) -> torch.Tensor:
-        """DistinctAD's bag-of-words head: the LM head on the mean prefix hidden state, (B, H') -> (B, V)."""
-        return self.decoder.lm.get_output_embeddings()(visual_mean)
+    def bag_of_words_logits(self, prompt_state: torch.Tensor) -> torch.Tensor:
+        """DistinctAD's bag-of-words head: the LM head on the last prompt position's hidden state, which has seen
+        the visual prefix and the context ADs that define "distinctive"
+        (:meth:`VisualPrefixDecoder.loss_and_prompt_state`), (B, H') -> (B, V)."""
+        return self.decoder.lm.get_output_embeddings()(prompt_state)
 
     @torch.no_grad()
     def generate(self, batch: CaptionBatch, settings: GenerationSettings) -> tuple[list[list[int]], torch.Tensor]:

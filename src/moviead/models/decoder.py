@@ -5,7 +5,8 @@ Per sample, the LM input embeddings are (LoCo-MAD eq. 10-11)::
     prompt_ids · <b_q> · Proj(visual tokens) · <e_q> · context · instruction_ids · target
 
 with ``context`` = for each selected proposal item, oldest first, ``<b_t> AD <e_t> <b_s> subtitles <e_s>``,
-joined and cut to its last ``max_context_tokens`` tokens. The loss is the cross-entropy on the target only.
+joined; the oldest whole items are dropped to fit ``max_context_tokens`` (:func:`fit_context_items`). The loss
+is the cross-entropy on the target only.
 
 Any transformers causal LM works (OPT, GPT-2, Qwen2, ...): we only use ``get_input_embeddings()`` and call
 ``lm(inputs_embeds=..., attention_mask=..., position_ids=...)`` and ``lm.generate(inputs_embeds=...)``. The six
@@ -111,6 +112,48 @@ def pad_token_rows(
     return ids, labels, attention, offsets
 
 
+CONTEXT_MARKERS = 4  # <b_t> <e_t> <b_s> <e_s> around each context item
+
+
+def fit_context_items(
+    items: Sequence[tuple[Sequence[int], Sequence[int]]], budget: int, markers: tuple[int, int, int, int]
+) -> list[int]:
+    """The context token ids of ``items`` (oldest first, each ``(ad_tokens, subtitle_tokens)``) within ``budget``.
+
+    Whole items only: starting from the newest, items are kept while the total length fits, and the oldest ones
+    that do not fit are dropped, so every kept item sits inside balanced ``<b_t> .. <e_t> <b_s> .. <e_s>`` markers.
+    When even the newest item alone exceeds the budget, it is kept with its text truncated inside its four
+    markers: the AD whole when it fits, and the subtitles' last tokens (those nearest the current clip) in the
+    remaining room; an AD longer than the room keeps its last tokens and no subtitle. A budget below the four
+    markers gives no context.
+
+    Args:
+        items: per item, its AD tokens (empty for a subtitles-only item) and its subtitle tokens.
+        budget: the most context tokens (``max_context_tokens``).
+        markers: the ids of ``b_t, e_t, b_s, e_s``.
+
+    Returns:
+        The joined ids, at most ``budget`` long.
+    """
+    b_t, e_t, b_s, e_s = markers
+    kept: list[list[int]] = []
+    used = 0
+    for ad, sub in reversed(items):
+        tokens = [b_t, *ad, e_t, b_s, *sub, e_s]
+        if used + len(tokens) <= budget:
+            kept.append(tokens)
+            used += len(tokens)
+            continue
+        if not kept and budget >= CONTEXT_MARKERS:  # the newest item alone overflows: truncate its text
+            room = budget - CONTEXT_MARKERS
+            ad_part = list(ad)[-room:] if room else []
+            sub_room = room - len(ad_part)
+            sub_part = list(sub)[-sub_room:] if sub_room else []
+            kept.append([b_t, *ad_part, e_t, b_s, *sub_part, e_s])
+        break
+    return [t for tokens in reversed(kept) for t in tokens]
+
+
 def _rename_legacy_lora_keys(module: VisualPrefixDecoder, state: dict, prefix: str, *_) -> None:
     """load_state_dict pre-hook: our former LoRA wrapper's keys -> peft's (see :func:`legacy_lora_keys`)."""
     legacy_lora_keys(state, f"{prefix}lm.", module.lora_modules)
@@ -206,20 +249,17 @@ class VisualPrefixDecoder(nn.Module):
 
     # ------------------------------------------------------------------ prompt assembly
     def context_ids(self, ad: list, ad_mask: list, sub: list, sub_mask: list, selected: list) -> list[int]:
-        """One sample's context ids (nested lists, P items): selected items oldest first, last tokens kept."""
+        """One sample's context ids (nested lists, P items): selected items oldest first, cut at item boundaries.
+
+        Each item is ``<b_t> AD <e_t> <b_s> subtitles <e_s>``; :func:`fit_context_items` keeps the newest whole
+        items that fit in ``max_context_tokens`` (see there for an item that alone exceeds it).
+        """
         s = self.special_ids
-        context: list[int] = []
-        for p, keep in enumerate(selected):
-            if not keep:
-                continue
-            context.append(s["b_t"])
-            context.extend(t for t, m in zip(ad[p], ad_mask[p]) if m)
-            context.extend((s["e_t"], s["b_s"]))
-            context.extend(t for t, m in zip(sub[p], sub_mask[p]) if m)
-            context.append(s["e_s"])
-        if self.max_context_tokens <= 0:
-            return []
-        return context[-self.max_context_tokens :]
+        items: list[tuple[list[int], list[int]]] = [
+            ([t for t, m in zip(ad[p], ad_mask[p]) if m], [t for t, m in zip(sub[p], sub_mask[p]) if m])
+            for p, keep in enumerate(selected) if keep
+        ]
+        return fit_context_items(items, self.max_context_tokens, (s["b_t"], s["e_t"], s["b_s"], s["e_s"]))
 
     def assemble(
         self,
@@ -300,15 +340,18 @@ class VisualPrefixDecoder(nn.Module):
         """
         return self._target_loss(inputs, with_hidden=False)[0]
 
-    def loss_and_visual_mean(self, inputs: DecoderInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`loss` and, from the same LM pass, the mean of the last hidden states over each sample's visual
-        positions, (B, H') (H' the LM head's input width; zeros for a sample without visual tokens)."""
-        if inputs.visual_positions is None:
-            raise ValueError("DecoderInputs has no visual_positions: build it with assemble")
+    def loss_and_prompt_state(self, inputs: DecoderInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss` and, from the same LM pass, each sample's last hidden state at its last prompt position
+        (the one predicting the first target token, after the visual prefix, the context and the instruction),
+        (B, H') with H' the LM head's input width; a sample without target tokens reads its last real position."""
         gen, hidden = self._target_loss(inputs, with_hidden=True)
-        weights = inputs.visual_positions.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
-        mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return gen, mean
+        assert inputs.labels is not None and hidden is not None
+        positions = torch.arange(hidden.shape[1], device=hidden.device).expand(hidden.shape[0], -1)
+        is_target = inputs.labels != IGNORE_INDEX
+        first_target = positions.masked_fill(~is_target, hidden.shape[1]).amin(1)  # (B,)
+        last_real = positions.masked_fill(inputs.attention_mask == 0, -1).amax(1) + 1
+        prompt_end = torch.where(is_target.any(1), first_target, last_real) - 1
+        return gen, hidden[torch.arange(hidden.shape[0], device=hidden.device), prompt_end]
 
     def _target_loss(self, inputs: DecoderInputs, with_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The target cross-entropy and, ``with_hidden``, the LM's last hidden states (B, L, H') (else None)."""

@@ -12,7 +12,8 @@ Picks the k context-proposal items (previous ADs with their subtitles) most rele
   when the widths differ, and its learnable temperature), and :func:`moviead.losses.contextual.dsm_contextual_loss`
   computes it (the Stage-II objective: :class:`moviead.losses.captioning.CaptioningLoss`).
 
-Our choices beyond the paper: an optional learned **recency embedding** added to ``T_c`` before the CPE. The
+Our choices beyond the paper: an optional learned **recency embedding** added to ``T_c`` before the CPE, off by
+default (as in the paper; its ablation row is ``configs/experiment/locomad/t6_dsm_top3_recency.yaml``). The
 paper gives the items no position, which leaves self-attention blind to their order; we index positions from
 the newest valid item backwards (newest = 0), so "the previous AD" has the same embedding whatever the number
 of items or the padding. Items older than ``max_proposal - 1`` share the last embedding.
@@ -137,8 +138,9 @@ class DynamicSelectionModule(nn.Module):
         n_heads: attention heads (must divide ``text_dim``).
         top_k: items selected per sample (clipped to the number of valid items).
         temp_init: initial CCL temperature (learnable, clamped to >= ``min_temperature``).
-        max_proposal: rows of the recency embedding.
-        recency_embedding: add the learned recency embedding to ``T_c`` (see the module docstring).
+        max_proposal: rows of the recency embedding (L_c, the most proposal items).
+        recency_embedding: add the learned recency embedding to ``T_c`` (see the module docstring); off in
+            the paper.
         dropout: dropout inside the CPE.
         project_visual: force a ``Linear(Dv -> Dc)`` on the visual summary even when ``Dv == Dc``; when the
             widths differ the projection is always there.
@@ -155,7 +157,7 @@ class DynamicSelectionModule(nn.Module):
         top_k: int = 3,
         temp_init: float = 0.05,
         max_proposal: int = 32,
-        recency_embedding: bool = True,
+        recency_embedding: bool = False,
         dropout: float = 0.1,
         project_visual: bool = False,
     ) -> None:

@@ -54,7 +54,7 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
         bank, cache = sentence_bank(cfg, run_dir)
         dsm = DynamicSelectionModule(
             text_dim=bank.dim, visual_dim=int(cfg.data.feature_dim), n_layers=d.n_layers, n_heads=d.n_heads,
-            top_k=d.top_k, temp_init=d.temp_init, max_proposal=max(32, int(cap.context_size) + 1),
+            top_k=d.top_k, temp_init=d.temp_init, max_proposal=max(1, int(cap.context_size)),
             recency_embedding=d.recency_embedding, dropout=d.dropout,
         )
     frozen_cache = None

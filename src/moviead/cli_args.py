@@ -1,0 +1,82 @@
+"""The argument side of ``moviead``: argparse types that check ranges, a parser whose errors are one line, and the
+exceptions that count as user errors (one ``moviead <command>: error: ...`` line and exit 2, no traceback).
+
+Nothing here imports omegaconf, torch or transformers: a bad flag is reported within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from moviead.data.errors import DataFormatError
+from moviead.data.records import ContextMode
+from moviead.evaluation.locks import FolderLockedError
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low`` (else a one-line error naming the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
+
+
+def mode_list(text: str) -> list[str]:
+    """An argparse type: comma-separated context modes (local, oracle, recurrent)."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    known = [m.value for m in ContextMode]
+    bad = [m for m in modes if m not in known]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(f"unknown mode {bad[0] if bad else text!r}: choose from {', '.join(known)} "
+                                         "(comma-separated)")
+    return modes
+
+
+def export_list(text: str) -> list[str]:
+    """An argparse type: comma-separated subtitle formats (vtt, srt)."""
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in ("vtt", "srt")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown format {bad[0]!r}: choose from vtt, srt (comma-separated)")
+    return formats
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``moviead <command>: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# Errors in what the user gave (flags, config, input files, the output folder): one line and exit 2. ValueError
+# covers moviead.config.ConfigError (not imported here: omegaconf loads only when a command reads a config).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DataFormatError, FolderLockedError, FileNotFoundError, FileExistsError, NotADirectoryError,
+    IsADirectoryError, PermissionError, ValueError,
+)
+
+
+def error_message(err: BaseException) -> str:
+    """One line for a user error (an OSError from the system names its file)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.strerror}: {err.filename}"
+    return str(err) or type(err).__name__
