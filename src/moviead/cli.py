@@ -25,29 +25,18 @@ from typing import Callable, Sequence
 from moviead.cli_args import (
     USER_ERRORS,
     OneLineParser,
+    add_decoding_arguments,
     at_least,
+    decode_settings,
     error_message,
     export_list,
+    load_config,
     mode_list,
-    positive_seconds,
+    require_input,
+    split_config_args,
 )
-from moviead.evaluation.locks import folder_lock
 
 log = logging.getLogger("moviead")
-
-
-def load_config(files: Sequence[str], overrides: Sequence[str]):  # -> omegaconf.DictConfig
-    """:func:`moviead.config.load_config`, imported on first use: a bad flag errors before omegaconf loads."""
-    from moviead.config import load_config as load
-
-    return load(files, overrides)
-
-
-def _split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
-    """YAML files and ``key=value`` overrides, in the order given."""
-    files = [item for item in items if "=" not in item]
-    overrides = [item for item in items if "=" in item]
-    return files, overrides
 
 
 def cmd_make_toy_data(args: argparse.Namespace) -> int:
@@ -74,7 +63,7 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     from moviead.data.sources import load_split, make_dataset
     from moviead.data.summary import format_summaries, summarize_split
 
-    files, overrides = _split_config_args(args.config)
+    files, overrides = split_config_args(args.config)
     full = load_config(files, overrides)
     cfg, cap = full.data, full.captioning
     needs = DataRequirements(context_mode=cap.context_mode, context_size=cap.context_size,
@@ -107,7 +96,7 @@ def _print_val_samples(run_dir: Path, count: int = 6) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    files, overrides = _split_config_args(args.config)
+    files, overrides = split_config_args(args.config)
     cfg = load_config(files, overrides + (["trainer.resume=true"] if args.resume else []))  # before Lightning loads
     if args.overwrite and cfg.trainer.resume:
         print("moviead train: error: --overwrite starts a new run, --resume goes on with the old one: give one of them",
@@ -165,26 +154,9 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.DecodeSettings
-    from moviead.evaluation.decode import DecodeSettings
-
-    return DecodeSettings(num_beams=args.beams, batch_size=args.batch_size, batch_movies=args.batch_movies,
-                          device=args.device, progress=not args.no_progress)
-
-
-def _require_input(path: str | None, flag: str) -> None:
-    """Refuse a missing input file or folder before anything heavy is imported.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (names the flag).
-    """
-    if path is not None and not Path(path).exists():
-        raise FileNotFoundError(f"{flag} {path}: no such file or folder")
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _require_input(args.checkpoint, "--checkpoint")
-    files, overrides = _split_config_args(args.data or [])
+    require_input(args.checkpoint, "--checkpoint")
+    files, overrides = split_config_args(args.data or [])
     load_config(files, overrides)  # unknown keys, bad values: refused before torch loads
 
     from moviead.evaluation.commands import EvaluateRequest, evaluate
@@ -207,7 +179,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     request = EvaluateRequest(
         checkpoint=args.checkpoint, data=args.data or [], modes=args.mode, split=args.split, out=args.out,
-        decode=_decode_settings(args), scoring=scoring, export=args.export or [], limit_movies=args.limit_movies,
+        decode=decode_settings(args), scoring=scoring, export=args.export or [], limit_movies=args.limit_movies,
         restart=args.restart,
     )
     try:
@@ -216,52 +188,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"moviead evaluate: error: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-def cmd_describe(args: argparse.Namespace) -> int:
-    for path, flag in ((args.checkpoint, "--checkpoint"), (args.features, "--features"),
-                       (args.subtitles, "--subtitles")):
-        _require_input(path, flag)
-    load_config([], args.set or [])  # unknown keys, bad values: refused before torch loads
-
-    from moviead.evaluation.describe import DescribeRequest, describe
-    from moviead.evaluation.preview import PreviewError
-    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
-    from moviead.speech.synth import MissingAudioDependencyError
-    from moviead.speech.track import TimelineError
-
-    request = DescribeRequest(
-        features=args.features, movie=args.movie, checkpoint=args.checkpoint, out=args.out, subtitles=args.subtitles,
-        min_gap=args.min_gap, max_cue=args.max_cue, window=args.window, decode=_decode_settings(args),
-        config=args.set or [], restart=args.restart, words_per_second=args.words_per_second,
-        no_repeat_ngram=args.no_repeat_ngram, audio=args.audio, film_audio=args.film_audio, duck_db=args.duck_db,
-        html=args.html, video=args.video,
-    )
-    try:
-        with folder_lock(args.out):  # one writer per output folder
-            result = describe(request)
-    except KeyError as err:
-        print(f"moviead describe: error: {err.args[0]}", file=sys.stderr)
-        return 2
-    except (ValueError, PreviewError, TimelineError, ProgrammeAudioError, OutputFolderError,
-            MissingAudioDependencyError, FileNotFoundError) as err:
-        print(f"moviead describe: error: {err}", file=sys.stderr)
-        return 2
-    print(f"{result['cues']} AD cues for {args.movie}:")
-    for path in result["files"]:
-        print(f"  {path}")
-    print(f"{args.movie}: {result['figures'].line()}, decoded in {result['seconds']:.1f} s")
-    return 0
-
-
-def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--beams", type=at_least(1), help="beam size (default: the checkpoint's captioning.generation)")
-    parser.add_argument("--batch-size", type=at_least(1), default=16, help="ADs per batch in local and oracle mode")
-    parser.add_argument("--batch-movies", type=at_least(1), default=8,
-                        help="movies decoded side by side in recurrent mode")
-    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--restart", action="store_true", help="discard earlier predictions instead of resuming")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -287,7 +213,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    files, overrides = _split_config_args(args.items)
+    files, overrides = split_config_args(args.items)
     from moviead.config import to_yaml
 
     print(to_yaml(load_config(files, overrides)), end="")
@@ -375,36 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--redundancy-model", help="word-vector model of redundancy R (default: the BERTScore "
                           "model), or none")
     evaluate.add_argument("--corenlp-dir", help="folder with the CoreNLP 3.6.0 jars for SPICE ($MOVIEAD_CORENLP_DIR)")
-    _add_decoding_arguments(evaluate)
+    add_decoding_arguments(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
-
-    describe = sub.add_parser("describe", help="write an AD track (WebVTT, SRT, JSONL) for a film's dialogue gaps")
-    describe.add_argument("--features", required=True, help="frame features: an .h5 keyed by movie (MAD-v2 layout, "
-                          "as `moviead extract-features` writes) or a folder of {movie}.npy")
-    describe.add_argument("--movie", required=True, help="the film's key in the features file")
-    describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, its run folder or its export/ folder")
-    describe.add_argument("--out", required=True, help="output folder")
-    describe.add_argument("--subtitles", help="the film's subtitles (.srt or .vtt); without them: fixed windows")
-    describe.add_argument("--min-gap", type=positive_seconds, default=2.0, help="shortest dialogue-free gap that gets an AD (s)")
-    describe.add_argument("--max-cue", type=positive_seconds, default=8.0, help="longer gaps are split into cues of at most this")
-    describe.add_argument("--window", type=positive_seconds, default=8.0, help="cue length without subtitles (s)")
-    describe.add_argument("--set", nargs="*", help="key=value overrides of the checkpoint's config, e.g. data.fps=5")
-    describe.add_argument("--words-per-second", type=float, default=2.7, help="speaking rate of the word budgets: "
-                          "a cue of d s gets floor(d x rate) words (default 2.7, the usual narration pace)")
-    describe.add_argument("--no-repeat-ngram", type=int, default=3, help="no AD repeats an n-gram of this size "
-                          "(default 3; 0: off)")
-    describe.add_argument("--audio", action="store_true", help="also speak the track with eSpeak NG: <movie>.ad.wav")
-    describe.add_argument("--film-audio", help="with --audio: the programme audio, ducked under the AD in "
-                          "<movie>.mix.wav")
-    describe.add_argument("--duck-db", type=float, default=12.0, help="programme lowered by this while an AD speaks")
-    describe.add_argument("--html", action="store_true", help="also write the preview page (see `moviead preview`)")
-    describe.add_argument("--video", help="with --html: the film, played by the preview page")
-    _add_decoding_arguments(describe)
-    describe.set_defaults(func=cmd_describe)
 
     from moviead.cli_ad_track import add_ad_track_commands
 
-    add_ad_track_commands(sub)  # preview, speak (the AD track of `describe`)
+    add_ad_track_commands(sub)  # describe, preview, speak
 
     from moviead.focused.commands import add_focused_commands
 

@@ -1,5 +1,6 @@
-"""``moviead preview`` and ``moviead speak``: the listener's side of an AD track written by ``moviead describe``
-(a self-contained HTML page; eSpeak NG speech on the film's timeline, ducked under the programme audio).
+"""``moviead describe``, ``preview`` and ``speak``: an AD track for a film (cues in its dialogue gaps, decoded
+recurrently within word budgets) and the listener's side of it (a self-contained HTML page; eSpeak NG speech on the
+film's timeline, ducked under the programme audio).
 
 Registered by :func:`moviead.cli.build_parser`; heavy imports stay inside the command functions.
 """
@@ -8,6 +9,45 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from moviead.cli_args import add_decoding_arguments, decode_settings, load_config, positive_seconds, require_input
+from moviead.evaluation.locks import folder_lock
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    for path, flag in ((args.checkpoint, "--checkpoint"), (args.features, "--features"),
+                       (args.subtitles, "--subtitles")):
+        require_input(path, flag)
+    load_config([], args.set or [])  # unknown keys, bad values: refused before torch loads
+
+    from moviead.evaluation.describe import DescribeRequest, describe
+    from moviead.evaluation.preview import PreviewError
+    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
+    from moviead.speech.synth import MissingAudioDependencyError
+    from moviead.speech.track import TimelineError
+
+    request = DescribeRequest(
+        features=args.features, movie=args.movie, checkpoint=args.checkpoint, out=args.out, subtitles=args.subtitles,
+        min_gap=args.min_gap, max_cue=args.max_cue, window=args.window, decode=decode_settings(args),
+        config=args.set or [], restart=args.restart, words_per_second=args.words_per_second,
+        no_repeat_ngram=args.no_repeat_ngram, audio=args.audio, film_audio=args.film_audio, duck_db=args.duck_db,
+        html=args.html, video=args.video,
+    )
+    try:
+        with folder_lock(args.out):  # one writer per output folder
+            result = describe(request)
+    except KeyError as err:
+        print(f"moviead describe: error: {err.args[0]}", file=sys.stderr)
+        return 2
+    except (ValueError, PreviewError, TimelineError, ProgrammeAudioError, OutputFolderError,
+            MissingAudioDependencyError, FileNotFoundError) as err:
+        print(f"moviead describe: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{result['cues']} AD cues for {args.movie}:")
+    for path in result["files"]:
+        print(f"  {path}")
+    print(f"{args.movie}: {result['figures'].line()}, decoded in {result['seconds']:.1f} s")
+    return 0
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -45,7 +85,31 @@ def cmd_speak(args: argparse.Namespace) -> int:
 
 
 def add_ad_track_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``preview`` and ``speak`` to the ``moviead`` sub-command parser ``sub``."""
+    """Add ``describe``, ``preview`` and ``speak`` to the ``moviead`` sub-command parser ``sub``."""
+    describe = sub.add_parser("describe", help="write an AD track (WebVTT, SRT, JSONL) for a film's dialogue gaps")
+    describe.add_argument("--features", required=True, help="frame features: an .h5 keyed by movie (MAD-v2 layout, "
+                          "as `moviead extract-features` writes) or a folder of {movie}.npy")
+    describe.add_argument("--movie", required=True, help="the film's key in the features file")
+    describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, its run folder or its export/ folder")
+    describe.add_argument("--out", required=True, help="output folder")
+    describe.add_argument("--subtitles", help="the film's subtitles (.srt or .vtt); without them: fixed windows")
+    describe.add_argument("--min-gap", type=positive_seconds, default=2.0, help="shortest dialogue-free gap that gets an AD (s)")
+    describe.add_argument("--max-cue", type=positive_seconds, default=8.0, help="longer gaps are split into cues of at most this")
+    describe.add_argument("--window", type=positive_seconds, default=8.0, help="cue length without subtitles (s)")
+    describe.add_argument("--set", nargs="*", help="key=value overrides of the checkpoint's config, e.g. data.fps=5")
+    describe.add_argument("--words-per-second", type=float, default=2.7, help="speaking rate of the word budgets: "
+                          "a cue of d s gets floor(d x rate) words (default 2.7, the usual narration pace)")
+    describe.add_argument("--no-repeat-ngram", type=int, default=3, help="no AD repeats an n-gram of this size "
+                          "(default 3; 0: off)")
+    describe.add_argument("--audio", action="store_true", help="also speak the track with eSpeak NG: <movie>.ad.wav")
+    describe.add_argument("--film-audio", help="with --audio: the programme audio, ducked under the AD in "
+                          "<movie>.mix.wav")
+    describe.add_argument("--duck-db", type=float, default=12.0, help="programme lowered by this while an AD speaks")
+    describe.add_argument("--html", action="store_true", help="also write the preview page (see `moviead preview`)")
+    describe.add_argument("--video", help="with --html: the film, played by the preview page")
+    add_decoding_arguments(describe)
+    describe.set_defaults(func=cmd_describe)
+
     preview = sub.add_parser("preview", help="one self-contained HTML page to watch an AD track (of `describe`)")
     preview.add_argument("out_dir", help="the --out folder of `moviead describe` (<movie>.vtt, <movie>.ad.jsonl)")
     preview.add_argument("--movie", help="which track when the folder holds several")

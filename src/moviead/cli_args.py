@@ -7,7 +7,8 @@ Nothing here imports omegaconf, torch or transformers: a bad flag is reported wi
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from moviead.data.errors import DataFormatError
 from moviead.data.records import ContextMode
@@ -80,3 +81,44 @@ def error_message(err: BaseException) -> str:
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return f"{err.strerror}: {err.filename}"
     return str(err) or type(err).__name__
+
+
+def load_config(files: Sequence[str], overrides: Sequence[str]):  # -> omegaconf.DictConfig
+    """:func:`moviead.config.load_config`, imported on first use: a bad flag errors before omegaconf loads."""
+    from moviead.config import load_config as load
+
+    return load(files, overrides)
+
+
+def split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """YAML files and ``key=value`` overrides, in the order given."""
+    files = [item for item in items if "=" not in item]
+    overrides = [item for item in items if "=" in item]
+    return files, overrides
+
+
+def decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.DecodeSettings
+    from moviead.evaluation.decode import DecodeSettings
+
+    return DecodeSettings(num_beams=args.beams, batch_size=args.batch_size, batch_movies=args.batch_movies,
+                          device=args.device, progress=not args.no_progress)
+
+
+def require_input(path: str | None, flag: str) -> None:
+    """Refuse a missing input file or folder before anything heavy is imported.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (names the flag).
+    """
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"{flag} {path}: no such file or folder")
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beams", type=at_least(1), help="beam size (default: the checkpoint's captioning.generation)")
+    parser.add_argument("--batch-size", type=at_least(1), default=16, help="ADs per batch in local and oracle mode")
+    parser.add_argument("--batch-movies", type=at_least(1), default=8,
+                        help="movies decoded side by side in recurrent mode")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--restart", action="store_true", help="discard earlier predictions instead of resuming")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
