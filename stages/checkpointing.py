@@ -7,6 +7,9 @@
   the generators a stage lists in ``resumable_generators()``), and restores the RNG states when a run resumes.
 - :func:`checkpoint_callbacks`: ``last.ckpt`` every ``n`` training steps and after each validation, ``best.ckpt``.
 - :func:`resume_checkpoint`: the ``last.ckpt`` a ``trainer.resume=true`` run starts from, and its position.
+- :func:`check_resume_config`: a resumed run's config against the one the run folder was trained with: another
+  model or task (``pme``, ``clip``, ``captioning``, ``task``) is refused, other ``data`` settings are refused unless
+  ``trainer.resume_force=true``; anything else (``trainer``, ``optim``, ``logger``, e.g. more epochs) may change.
 
 Exact resume needs what an uninterrupted run would have done after the checkpoint to happen again: Lightning
 restores weights, optimizer, scheduler and loop counters; the training order is a function of (seed, epoch) and
@@ -25,6 +28,7 @@ state would never be loaded. The resume point is therefore read by ``train()`` a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,3 +170,72 @@ def resume_checkpoint(run_dir: Path) -> ResumePoint:
                     "optimizer and loop counters, with a fresh data order", path, RESUME_KEY)
         return ResumePoint(path, int(checkpoint.get("epoch", 0)), 0, step)
     return ResumePoint(path, int(state["epoch"]), int(state["batches_done"]), step)
+
+
+MODEL_SECTIONS = ("pme", "clip", "captioning", "task")  # another model: the checkpoint's weights do not fit it
+DATA_SECTIONS = ("data",)  # other data: the resumed run would not be the run it continues
+
+
+class ResumeConfigError(ValueError):
+    """A resumed run's config differs from its run folder's in the model, or (without force) in the data."""
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b.c": leaf}`` (lists are leaves; an empty mapping is the leaf ``{}``)."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flat(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def config_changes(old: Any, new: Any, sections: Sequence[str]) -> list[str]:
+    """``key: old -> new`` for each leaf under ``sections`` (top-level keys) that differs between two configs
+    (``DictConfig`` or plain mappings), sorted by key; a key only one side has shows ``<absent>`` on the other."""
+    from omegaconf import DictConfig, OmegaConf
+
+    def plain(cfg: Any) -> dict[str, Any]:
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+        return dict(cfg)
+
+    old, new = plain(old), plain(new)
+    before = _flat({k: old[k] for k in sections if k in old})
+    after = _flat({k: new[k] for k in sections if k in new})
+    absent = "<absent>"
+    return [f"{key}: {before.get(key, absent)!r} -> {after.get(key, absent)!r}"
+            for key in sorted(set(before) | set(after)) if before.get(key, absent) != after.get(key, absent)]
+
+
+def check_resume_config(saved: Path, cfg: Any, force: bool = False) -> None:
+    """Refuse to resume a run whose config changed what the checkpoint was trained as.
+
+    Args:
+        saved: the run folder's ``config.yaml`` (none there: nothing to compare, nothing refused).
+        cfg: the resolved config of the resumed run.
+        force: accept changed ``data`` settings (``trainer.resume_force=true``).
+
+    Raises:
+        ResumeConfigError: a key under :data:`MODEL_SECTIONS` differs, or one under :data:`DATA_SECTIONS` does and
+            ``force`` is not set; the message lists each with its old and new value.
+    """
+    saved = Path(saved)
+    if not saved.is_file():
+        return
+    from omegaconf import OmegaConf
+
+    old = OmegaConf.load(saved)
+    model = config_changes(old, cfg, MODEL_SECTIONS)
+    if model:
+        raise ResumeConfigError(f"cannot resume {saved.parent}: the model differs from the one it was trained with "
+                                f"({'; '.join(model)}); resume with the same settings, or start a new run (another "
+                                "name=... or --overwrite)")
+    data = config_changes(old, cfg, DATA_SECTIONS)
+    if data and not force:
+        raise ResumeConfigError(f"cannot resume {saved.parent}: the data settings differ from the run's "
+                                f"({'; '.join(data)}); pass trainer.resume_force=true to go on with the new ones, "
+                                "or resume with the same settings")
+    if data:
+        log.warning("resuming %s with other data settings (trainer.resume_force=true): %s", saved.parent,
+                    "; ".join(data))

@@ -82,7 +82,8 @@ class _ResumedMetricsWriter(ExperimentWriter):
 
 
 class ResumedCSVLogger(CSVLogger):
-    """A CSV logger for a resumed run: ``metrics.csv`` goes on from the checkpoint's step instead of restarting."""
+    """A CSV logger for a resumed run: ``metrics.csv`` goes on from the checkpoint's step instead of restarting
+    (``train()`` then drops the rows the replay logged twice: :func:`drop_replayed_rows`)."""
 
     def __init__(self, save_dir: str, resume_step: int) -> None:
         super().__init__(save_dir, name="", version="")
@@ -95,6 +96,34 @@ class ResumedCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ResumedMetricsWriter(self.log_dir, self._resume_step)
         return self._experiment
+
+
+def drop_replayed_rows(path: str | Path) -> int:
+    """Rewrite a ``metrics.csv`` keeping, per (epoch, step, set of filled-in columns), only its last row; returns
+    how many rows were dropped (0: the file is left untouched; a missing file is 0 too).
+
+    A resumed run replays the steps after its checkpoint; when the stopped run had already written rows for some
+    of them (it ran on after its last checkpoint), :class:`ResumedCSVLogger` keeps those and the replay logs them
+    again. The replay's row is the one kept, in its place: the file stays in step order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    def identity(row: dict[str, str]) -> tuple[str, str, frozenset[str]]:
+        return row.get("epoch", ""), row.get("step", ""), frozenset(k for k, v in row.items() if v not in ("", None))
+    last = {identity(row): n for n, row in enumerate(rows)}
+    if len(last) == len(rows):
+        return 0
+    kept = [row for n, row in enumerate(rows) if last[identity(row)] == n]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(rows) - len(kept)
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:

@@ -34,8 +34,13 @@ from moviead.evaluation.locks import acquire, check_not_locked, release
 from moviead.losses import PMELossWeights
 from moviead.recipes.stage1 import build_pme, pme_tokenizer
 from moviead.stages.alignment_pme import PMEAlignmentStage
-from moviead.stages.checkpointing import AtomicCheckpointIO, checkpoint_callbacks, resume_checkpoint
-from moviead.stages.tracking import build_loggers, finish_loggers
+from moviead.stages.checkpointing import (
+    AtomicCheckpointIO,
+    check_resume_config,
+    checkpoint_callbacks,
+    resume_checkpoint,
+)
+from moviead.stages.tracking import build_loggers, drop_replayed_rows, finish_loggers
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +232,7 @@ def build_trainer(
     )
 
 
-OWN_TRAINER_KEYS = ("default_root_dir", "resume", "ckpt_every_n_steps")  # read by moviead, not by L.Trainer
+OWN_TRAINER_KEYS = ("default_root_dir", "resume", "resume_force", "ckpt_every_n_steps")  # read by moviead, not by L.Trainer
 
 
 def lightning_trainer_kwargs(trainer: DictConfig) -> dict[str, Any]:
@@ -243,7 +248,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = (), overwrite: 
     ``trainer.resume`` or ``overwrite`` (the old run is moved aside); another process writing it is refused.
 
     With ``trainer.resume=true`` training goes on from ``<run>/checkpoints/last.ckpt`` exactly where it stopped
-    (:mod:`moviead.stages.checkpointing`). ``extra_callbacks`` are added to the Trainer's.
+    (:mod:`moviead.stages.checkpointing`), if the config still describes the same run
+    (:func:`~moviead.stages.checkpointing.check_resume_config`: another model is refused, other ``data`` settings
+    need ``trainer.resume_force=true``). ``extra_callbacks`` are added to the Trainer's.
     """
     task = TaskName(cfg.task)
     if task not in BUILDERS:
@@ -254,6 +261,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = (), overwrite: 
         return _fit(cfg, task, run_dir, extra_callbacks)
     acquire(run_dir)  # one writer per run folder
     try:
+        if cfg.trainer.resume:  # before _fit replaces the run's config.yaml
+            check_resume_config(run_dir / "config.yaml", cfg, force=bool(cfg.trainer.resume_force))
         return _fit(cfg, task, run_dir, extra_callbacks)
     finally:
         release(run_dir)
@@ -280,6 +289,10 @@ def _fit(cfg: DictConfig, task: TaskName, run_dir: Path, extra_callbacks: Sequen
     # Lightning may skip the checkpoint of the final epoch: make "last" the weights that get exported.
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     finish_loggers(trainer)
+    if cfg.trainer.resume and cfg.logger.csv and trainer.is_global_zero:
+        dropped = drop_replayed_rows(run_dir / "metrics.csv")  # steps the stopped run logged past its checkpoint
+        if dropped:
+            log.info("metrics.csv: dropped %d row(s) of steps logged again after the resume", dropped)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     export_dir = run_dir / "export"
     if trainer.is_global_zero:

@@ -46,7 +46,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     print(f"{result['cues']} AD cues for {args.movie}:")
     for path in result["files"]:
         print(f"  {path}")
-    print(f"{args.movie}: {result['figures'].line()}, decoded in {result['seconds']:.1f} s")
+    empty = f", {result['empty']} empty prediction(s) left out" if result.get("empty") else ""
+    print(f"{args.movie}: {result['figures'].line()}{empty}, decoded in {result['seconds']:.1f} s")
     return 0
 
 

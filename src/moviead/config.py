@@ -132,6 +132,7 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     default_root_dir: str = "runs"
     resume: bool = False  # go on from <run>/checkpoints/last.ckpt (exactly: same order, RNG, optimizer)
+    resume_force: bool = False  # with resume: accept changed data.* settings (a changed model is always refused)
     ckpt_every_n_steps: int = 500  # also write last.ckpt every n training steps (0: only after validation)
 
 

@@ -50,6 +50,12 @@ def _to_ms(seconds: float, what: str) -> int:
     return round(value * 1000)
 
 
+def round_ms(seconds: float) -> float:
+    """``seconds`` rounded to the millisecond exactly as the writers round cue times (so ``round_ms(t)`` is the time
+    the WebVTT and SRT files show); a negative or non-finite time raises :class:`ValueError`."""
+    return _to_ms(seconds, "time") / 1000
+
+
 def _prepare(cues: Iterable[Cue], overlap: Overlap, min_duration: float) -> list[tuple[int, int, list[str]]]:
     """Steps 1-5 of the module doc: (start ms, end ms, text lines) per cue, sorted."""
     if overlap not in ("trim", "keep"):

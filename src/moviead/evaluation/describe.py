@@ -10,6 +10,15 @@ track ``<movie>.ad.wav`` (and with ``film_audio`` the ducked mix ``<movie>.mix.w
 The summary (:class:`~moviead.evaluation.budget.RateFigures`): cues, share over the rate, mean words per second and
 repeated 3-grams. Without speech "over the rate" is the word count against the budget; with speech it is the
 measured speech: an AD whose speech needed a raised rate or a cut to fit its cue is over.
+
+The written track never holds a cue without words: an empty or whitespace-only prediction is left out of the
+``.vtt``, ``.srt`` and ``.ad.jsonl`` files (it stays in ``predictions.jsonl``) and counted in the report's
+``empty``. Cue times are rounded to the millisecond (:func:`moviead.export.round_ms`) in every file, so the
+JSONL's ``start`` / ``end`` are the times the WebVTT and SRT files show.
+
+``run.json`` holds the content hashes of :func:`moviead.evaluation.identity.content_identity` (checkpoint,
+config, features + movie, subtitles): a rerun into the same ``--out`` after any of them changed is refused, naming
+what changed; ``--restart`` starts over.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ from moviead.evaluation.budget import NO_REPEAT_NGRAM, WORDS_PER_SECOND, rate_fi
 from moviead.evaluation.commands import resolve_checkpoint
 from moviead.evaluation.decode import DecodeSettings, decode_split
 from moviead.evaluation.gaps import dialogue_gaps, fixed_windows
-from moviead.export import cues_from_rows, write_jsonl, write_movie_subtitles
+from moviead.evaluation.identity import content_identity
+from moviead.export import cues_from_rows, round_ms, write_jsonl, write_movie_subtitles
 from moviead.recipes.checkpoint import load_captioner
 
 
@@ -83,7 +93,8 @@ def describe(request: DescribeRequest, synthesiser: Any = None) -> dict[str, Any
     """Write an AD track for one film (``synthesiser``: the speech engine of ``audio``, default eSpeak NG).
 
     Returns:
-        ``cues`` (their number), ``files`` (the paths written), ``figures`` (:class:`RateFigures`) and, with
+        ``cues`` (their number), ``empty`` (predictions without words, left out of the track), ``files`` (the
+        paths written), ``seconds`` (decoding time), ``figures`` (:class:`RateFigures`, of the cues written) and, with
         ``audio``, ``speech`` (the :class:`~moviead.speech.commands.SpeakReport`).
 
     Raises:
@@ -107,13 +118,15 @@ def describe(request: DescribeRequest, synthesiser: Any = None) -> dict[str, Any
     settings = replace(request.decode, mode=ContextMode.recurrent, batch_movies=1,
                        words_per_second=request.words_per_second, no_repeat_ngram=request.no_repeat_ngram)
     info = {"checkpoint": str(checkpoint), "features": str(request.features), "movie": request.movie,
-            "subtitles": request.subtitles, "min_gap": request.min_gap, "max_cue": request.max_cue}
+            "subtitles": request.subtitles, "min_gap": request.min_gap, "max_cue": request.max_cue,
+            **content_identity(checkpoint, cfg, features=request.features, movie=request.movie,
+                               subtitles=request.subtitles)}
     result = decode_split(parts, cfg, data, out, settings, info, restart=request.restart)
-    rows = sorted(result.rows, key=lambda r: r["index"])
-    paths = write_movie_subtitles(cues_from_rows(rows), out, ("vtt", "srt"))[request.movie]
+    rows, empty = track_rows(result.rows)
+    paths = write_movie_subtitles(cues_from_rows(rows) or {request.movie: []}, out, ("vtt", "srt"))[request.movie]
     track = out / f"{paths[0].stem}.ad.jsonl"
     write_jsonl(({"start": r["start"], "end": r["end"], "text": r["pred"]} for r in rows), track)
-    report: dict[str, Any] = {"cues": len(rows), "files": [*paths, track], "seconds": result.seconds}
+    report: dict[str, Any] = {"cues": len(rows), "empty": empty, "files": [*paths, track], "seconds": result.seconds}
     spoken_over = None
     if request.audio:
         speech = _speak(request, track, data.features.num_frames(request.movie) / fps, synthesiser)
@@ -127,6 +140,14 @@ def describe(request: DescribeRequest, synthesiser: Any = None) -> dict[str, Any
         report["files"].append(write_preview(PreviewRequest(str(out), video=request.video,
                                                             words_per_second=request.words_per_second)))
     return report
+
+
+def track_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The prediction rows that become cues, in index order, with ``start`` / ``end`` rounded to the millisecond,
+    and how many rows were left out for an empty or whitespace-only ``pred``."""
+    kept = [{**r, "start": round_ms(r["start"]), "end": round_ms(r["end"])}
+            for r in sorted(rows, key=lambda r: r["index"]) if str(r["pred"]).strip()]
+    return kept, len(rows) - len(kept)
 
 
 def _speak(request: DescribeRequest, track: Path, film_s: float, synthesiser: Any):  # -> speech's SpeakReport
