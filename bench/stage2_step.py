@@ -225,8 +225,7 @@ def bare_inputs(captioner: ADCaptioner, batch: CaptionBatch) -> DecoderInputs:
     with torch.no_grad():
         selected, _ = captioner.select(batch)
         inputs = captioner.decoder_inputs(batch, selected, with_target=True)
-    return DecoderInputs(inputs.inputs_embeds.detach(), inputs.attention_mask, inputs.position_ids, inputs.labels,
-                         inputs.visual_positions)
+    return DecoderInputs(inputs.inputs_embeds.detach(), inputs.attention_mask, inputs.position_ids, inputs.labels)
 
 
 def bare_step(lm: torch.nn.Module, inputs: DecoderInputs, lean: bool) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from moviead.data.collate import BatchKey
-from moviead.losses import PMELoss, PMELossWeights, all_gather_batch, vtc_similarities
+from moviead.losses import PMELoss, all_gather_batch, vtc_similarities
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.qformer import PretrainedMovieEncoder
 from moviead.stages.optim import build_optimizer
@@ -28,27 +28,15 @@ class PMEAlignmentStage(L.LightningModule):
 
     Args:
         model: the PME.
-        weights: loss weights; a zero weight switches that loss off (LoCo-MAD Table 5).
+        loss: the Stage-I objective (weights, label smoothing, VTM negatives; :class:`PMELoss`).
         optim: the ``optim`` config section.
-        vtc_label_smoothing, vtg_label_smoothing: as in BLIP-2 (VTG 0.1).
-        vtg_bos_token_id: replaces the first text token for VTG (LAVIS's ``[DEC]``); None keeps ``[CLS]``.
-        seed: seeds the hard-negative sampler (per rank).
     """
 
-    def __init__(
-        self,
-        model: PretrainedMovieEncoder,
-        weights: PMELossWeights,
-        optim: DictConfig,
-        vtc_label_smoothing: float = 0.0,
-        vtg_label_smoothing: float = 0.1,
-        vtg_bos_token_id: int | None = None,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, model: PretrainedMovieEncoder, loss: PMELoss, optim: DictConfig) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
-        self.loss = PMELoss(weights, vtc_label_smoothing, vtg_label_smoothing, vtg_bos_token_id, seed)
+        self.loss = loss
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def resumable_generators(self) -> dict[str, torch.Generator]:

@@ -31,7 +31,7 @@ from moviead.data.records import DatasetName
 from moviead.data.requirements import DataRequirements
 from moviead.datamodules import build_datamodule
 from moviead.evaluation.locks import acquire, check_not_locked, release
-from moviead.losses import PMELossWeights
+from moviead.losses import PMELoss, PMELossWeights
 from moviead.recipes.stage1 import build_pme, pme_tokenizer
 from moviead.stages.alignment_pme import PMEAlignmentStage
 from moviead.stages.checkpointing import (
@@ -142,15 +142,10 @@ def _pme_bundle(cfg: DictConfig) -> StageBundle:
     tokenizer = pme_tokenizer(cfg)
     model = build_pme(cfg)
     losses = cfg.pme.losses
-    stage = PMEAlignmentStage(
-        model,
-        PMELossWeights(vtc=losses.vtc, vtm=losses.vtm, vtg=losses.vtg),
-        cfg.optim,
-        vtc_label_smoothing=losses.vtc_label_smoothing,
-        vtg_label_smoothing=losses.vtg_label_smoothing,
-        vtg_bos_token_id=losses.vtg_bos_token_id,
-        seed=cfg.seed,
-    )
+    loss = PMELoss(PMELossWeights(vtc=losses.vtc, vtm=losses.vtm, vtg=losses.vtg),
+                   vtc_label_smoothing=losses.vtc_label_smoothing, vtg_label_smoothing=losses.vtg_label_smoothing,
+                   vtg_bos_token_id=losses.vtg_bos_token_id, seed=cfg.seed)
+    stage = PMEAlignmentStage(model, loss, cfg.optim)
     return StageBundle(stage, tokenizer, "val/t2v_r1", lambda out: model.save_pretrained(out))
 
 
@@ -191,6 +186,7 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
 
     recipe = build_recipe(cfg, run_folder(cfg))
     cap = cfg.captioning
+    stage1_hash = stage1_sha256(cfg)  # hashed once: stored in every checkpoint and in the export
     stage = CaptioningStage(
         recipe.captioner,
         cfg.optim,
@@ -198,11 +194,11 @@ def _captioning_bundle(cfg: DictConfig) -> StageBundle:
         recipe.generation_settings(cap.generation, cap.val_num_beams),
         val_generate_batches=cap.val_generate_batches,
         extra_metrics=toy_slot_accuracy if DatasetName(cfg.data.dataset) == DatasetName.toy else None,
-        checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1, "stage1_sha256": stage1_sha256(cfg)},
+        checkpoint_info={"config": resolved_config(cfg), "stage1": cap.stage1, "stage1_sha256": stage1_hash},
     )
 
     def export(out: Path) -> None:
-        save_captioner_export(recipe, cfg, out)
+        save_captioner_export(recipe, cfg, out, stage1_hash)
 
     return StageBundle(stage, recipe.tokenizer, "val/cider", export, needs=recipe.data, collate=recipe.collator)
 

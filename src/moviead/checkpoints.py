@@ -20,8 +20,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from moviead.user_errors import UserError
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+
+class UnsafeCheckpointError(UserError, pickle.UnpicklingError):
     """A checkpoint holding objects other than tensors and plain containers (it could run code when loaded)."""
 
 

@@ -66,8 +66,7 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     files, overrides = split_config_args(args.config)
     full = load_config(files, overrides)
     cfg, cap = full.data, full.captioning
-    needs = DataRequirements(context_mode=cap.context_mode, context_size=cap.context_size,
-                             use_subtitles=cap.use_subtitles, max_subtitles=cap.max_subtitles)
+    needs = DataRequirements.of_context(cap)
     summaries = []
     for stage in args.splits:
         data = load_split(cfg, stage)
@@ -103,15 +102,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
-    from moviead.checkpoints import UnsafeCheckpointError
-    from moviead.recipes.base import Stage1CheckpointError
     from moviead.stages.train import train
 
-    try:
-        result = train(cfg, overwrite=args.overwrite)
-    except (Stage1CheckpointError, UnsafeCheckpointError) as err:
-        print(f"moviead train: error: {err}", file=sys.stderr)
-        return 2
+    result = train(cfg, overwrite=args.overwrite)  # user errors: one line from main()
     shown = {k: round(v, 4) for k, v in sorted(result.metrics.items())}
     print(f"run folder: {result.run_dir}\nexported: {result.export_dir}\nfinal metrics: {shown}")
     _print_val_samples(result.run_dir)
@@ -160,7 +153,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     load_config(files, overrides)  # unknown keys, bad values: refused before torch loads
 
     from moviead.evaluation.commands import EvaluateRequest, evaluate
-    from moviead.evaluation.predictions import ResumeMismatchError
     from moviead.evaluation.scoring import ScoringOptions
 
     def model(name: str | None, default: str | None) -> str | None:
@@ -182,11 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         decode=decode_settings(args), scoring=scoring, export=args.export or [], limit_movies=args.limit_movies,
         restart=args.restart,
     )
-    try:
-        evaluate(request)
-    except (ResumeMismatchError, NotImplementedError) as err:
-        print(f"moviead evaluate: error: {err}", file=sys.stderr)
-        return 2
+    evaluate(request)  # user errors: one line from main()
     return 0
 
 
@@ -197,17 +185,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
         print("moviead plot: error: give run folders / metrics files, or --dsm-heatmap SCORES, not both",
               file=sys.stderr)
         return 2
-    try:
-        if args.dsm_heatmap:
-            scores, labels = read_dsm_scores(args.dsm_heatmap)
-            title = f"DSM selection scores: {Path(args.dsm_heatmap).name}"
-            out = plot_dsm_heatmap(scores, args.out, labels, title=title)
-        else:
-            runs = {label: read_metrics(item) for label, item in zip(run_labels(args.inputs), args.inputs)}
-            out = plot_metric_comparison(runs, args.out, metrics=args.metrics)
-    except ValueError as err:
-        print(f"moviead plot: error: {err}", file=sys.stderr)
-        return 2
+    if args.dsm_heatmap:
+        scores, labels = read_dsm_scores(args.dsm_heatmap)
+        title = f"DSM selection scores: {Path(args.dsm_heatmap).name}"
+        out = plot_dsm_heatmap(scores, args.out, labels, title=title)
+    else:
+        runs = {label: read_metrics(item) for label, item in zip(run_labels(args.inputs), args.inputs)}
+        out = plot_metric_comparison(runs, args.out, metrics=args.metrics)
     print(f"wrote {out}")
     return 0
 

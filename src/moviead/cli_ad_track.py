@@ -8,7 +8,6 @@ Registered by :func:`moviead.cli.build_parser`; heavy imports stay inside the co
 from __future__ import annotations
 
 import argparse
-import sys
 
 from moviead.cli_args import add_decoding_arguments, decode_settings, load_config, positive_seconds, require_input
 from moviead.evaluation.locks import folder_lock
@@ -21,10 +20,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
     load_config([], args.set or [])  # unknown keys, bad values: refused before torch loads
 
     from moviead.evaluation.describe import DescribeRequest, describe
-    from moviead.evaluation.preview import PreviewError
-    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
-    from moviead.speech.synth import MissingAudioDependencyError
-    from moviead.speech.track import TimelineError
 
     request = DescribeRequest(
         features=args.features, movie=args.movie, checkpoint=args.checkpoint, out=args.out, subtitles=args.subtitles,
@@ -33,16 +28,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         no_repeat_ngram=args.no_repeat_ngram, audio=args.audio, film_audio=args.film_audio, duck_db=args.duck_db,
         html=args.html, video=args.video,
     )
-    try:
-        with folder_lock(args.out):  # one writer per output folder
-            result = describe(request)
-    except KeyError as err:
-        print(f"moviead describe: error: {err.args[0]}", file=sys.stderr)
-        return 2
-    except (ValueError, PreviewError, TimelineError, ProgrammeAudioError, OutputFolderError,
-            MissingAudioDependencyError, FileNotFoundError) as err:
-        print(f"moviead describe: error: {err}", file=sys.stderr)
-        return 2
+    with folder_lock(args.out):  # one writer per output folder; user errors: one line from main()
+        result = describe(request)
     print(f"{result['cues']} AD cues for {args.movie}:")
     for path in result["files"]:
         print(f"  {path}")
@@ -52,35 +39,24 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from moviead.evaluation.preview import PreviewError, PreviewRequest, write_preview
+    from moviead.evaluation.preview import PreviewRequest, write_preview
 
     request = PreviewRequest(out_dir=args.out_dir, movie=args.movie, video=args.video,
                              words_per_second=args.words_per_second, page=args.page)
-    try:
-        page = write_preview(request)
-    except (PreviewError, FileNotFoundError) as err:
-        print(f"moviead preview: error: {err}", file=sys.stderr)
-        return 2
+    page = write_preview(request)
     print(f"wrote {page}")
     return 0
 
 
 def cmd_speak(args: argparse.Namespace) -> int:
-    from moviead.speech.audio_io import OutputFolderError, ProgrammeAudioError
-    from moviead.speech.commands import CueFileError, SpeakRequest, speak
-    from moviead.speech.synth import MissingAudioDependencyError
-    from moviead.speech.track import TimelineError
+    from moviead.speech.commands import SpeakRequest, speak
 
     request = SpeakRequest(
         track=args.track, out=args.out, film_audio=args.film_audio, duration=args.duration, duck_db=args.duck_db,
         words_per_second=args.words_per_second, max_speedup=args.max_speedup, sample_rate=args.sample_rate,
         target_lufs=args.target_lufs,
     )
-    try:
-        report = speak(request)
-    except (CueFileError, TimelineError, ProgrammeAudioError, OutputFolderError, MissingAudioDependencyError) as err:
-        print(f"moviead speak: error: {err}", file=sys.stderr)
-        return 2
+    report = speak(request)
     print("\n".join(report.lines()))
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from moviead.data.errors import DataFormatError
 from moviead.data.records import ContextMode
 from moviead.evaluation.locks import FolderLockedError
+from moviead.user_errors import UserError
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -72,7 +73,7 @@ class OneLineParser(argparse.ArgumentParser):
 # covers moviead.config.ConfigError (not imported here: omegaconf loads only when a command reads a config).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DataFormatError, FolderLockedError, FileNotFoundError, FileExistsError, NotADirectoryError,
-    IsADirectoryError, PermissionError, ValueError,
+    IsADirectoryError, PermissionError, ValueError, UserError,
 )
 
 
@@ -91,10 +92,10 @@ def load_config(files: Sequence[str], overrides: Sequence[str]):  # -> omegaconf
 
 
 def split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
-    """YAML files and ``key=value`` overrides, in the order given."""
-    files = [item for item in items if "=" not in item]
-    overrides = [item for item in items if "=" in item]
-    return files, overrides
+    """:func:`moviead.config.split_config_args`, imported on first use (a config is read right after)."""
+    from moviead.config import split_config_args as split
+
+    return split(items)
 
 
 def decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.DecodeSettings

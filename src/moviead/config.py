@@ -279,6 +279,11 @@ def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ())
     return cfg  # type: ignore[return-value]
 
 
+def split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """YAML files and ``key=value`` overrides of a command line's config arguments, each in the order given."""
+    return [item for item in items if "=" not in item], [item for item in items if "=" in item]
+
+
 EXTENDS = "extends"
 
 

@@ -7,32 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
 import pytest
 
 from moviead.cli import main
+from tests._film import write_film
 
 # subtitle times with sub-millisecond parts, so the gaps' times are not whole milliseconds
 SUBTITLES = [(3.00041, 5.50017, "Where were you?"), (20.00033, 24.00071, "You missed the train."),
              (47.00029, 50.00013, "Come in.")]
 
 
-def _timestamp(seconds: float) -> str:
-    ms = int(seconds * 1000)  # SRT holds milliseconds: the sub-millisecond part goes
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-
 def _film(tmp_path: Path, dim: int, seconds: float = 60.0, fps: float = 3.0) -> tuple[Path, Path]:
-    """Features of one film ``myfilm`` (at 3 fps: frame times such as 1/3 s are not whole milliseconds) and its
-    subtitles."""
-    features = tmp_path / "film.h5"
-    with h5py.File(features, "w") as f:
-        f["myfilm"] = np.random.default_rng(0).standard_normal((int(seconds * fps), dim)).astype(np.float16)
-    srt = tmp_path / "myfilm.srt"
-    srt.write_text("".join(f"{i + 1}\n{_timestamp(s)} --> {_timestamp(e)}\n{t}\n\n"
-                           for i, (s, e, t) in enumerate(SUBTITLES)), encoding="utf-8")
-    return features, srt
+    """At 3 fps frame times such as 1/3 s are not whole milliseconds."""
+    return write_film(tmp_path, dim, SUBTITLES, seconds, fps)
 
 
 def _args(features: Path, srt: Path, checkpoint: Path, out: Path, *extra: str) -> list[str]:

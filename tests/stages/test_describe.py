@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
-import numpy as np
-
 from moviead.cli import main
+from tests._film import write_film
 
 SUBTITLES = [(3.0, 5.5, "Where were you?"), (6.0, 8.0, "Out."), (20.0, 24.0, "You missed the train."),
              (24.5, 26.0, "I know."), (47.0, 50.0, "Come in.")]
 
 
-def _timestamp(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-
 def _film(tmp_path: Path, dim: int, seconds: float = 60.0, fps: float = 5.0) -> tuple[Path, Path]:
-    features = tmp_path / "film.h5"
-    with h5py.File(features, "w") as f:
-        f["myfilm"] = np.random.default_rng(0).standard_normal((int(seconds * fps), dim)).astype(np.float16)
-    srt = tmp_path / "myfilm.srt"
-    srt.write_text("".join(f"{i + 1}\n{_timestamp(s)} --> {_timestamp(e)}\n{t}\n\n"
-                           for i, (s, e, t) in enumerate(SUBTITLES)), encoding="utf-8")
-    return features, srt
+    return write_film(tmp_path, dim, SUBTITLES, seconds, fps)
 
 
 def test_every_cue_lies_in_a_dialogue_free_gap(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from moviead.losses import PMELossWeights, vtc_similarities
+from moviead.losses import PMELoss, vtc_similarities
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
 from moviead.stages.alignment_pme import PMEAlignmentStage
@@ -29,7 +29,7 @@ def _val_items() -> tuple[torch.Tensor, torch.Tensor]:
 def _stage() -> PMEAlignmentStage:
     tiny = PMEConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                      num_query_tokens=2, vision_width=8, embed_dim=8, vocab_size=32)
-    return PMEAlignmentStage(PretrainedMovieEncoder(tiny), PMELossWeights(), optim=None)  # type: ignore[arg-type]
+    return PMEAlignmentStage(PretrainedMovieEncoder(tiny), PMELoss(), optim=None)  # type: ignore[arg-type]
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:

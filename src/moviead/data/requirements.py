@@ -42,6 +42,12 @@ class DataRequirements:
     storyboard_records: bool = False
     patch_features: Path | None = None
 
+    @classmethod
+    def of_context(cls, captioning: Any, **extra: Any) -> DataRequirements:
+        """The context settings of a ``captioning`` config section (mode, L_c, subtitles) plus ``extra`` fields."""
+        return cls(context_mode=captioning.context_mode, context_size=int(captioning.context_size),
+                   use_subtitles=bool(captioning.use_subtitles), max_subtitles=int(captioning.max_subtitles), **extra)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "context_mode", ContextMode(self.context_mode))
         if self.context_size < 0 or self.neighbour_clips < 0 or self.max_subtitles < 0:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from moviead.config import ContextMode, DatasetName
+from moviead.config import ContextMode, DatasetName, split_config_args
 from moviead.data.sources import SplitData, load_split
 from moviead.evaluation.budget import rate_figures
 from moviead.evaluation.decode import DecodeSettings, decode_split, write_metrics
@@ -87,8 +87,7 @@ def evaluate(request: EvaluateRequest) -> dict[str, dict[str, float]]:
     inputs changed is refused, naming what changed, unless ``restart``.
     """
     checkpoint = resolve_checkpoint(request.checkpoint)
-    files = [item for item in request.data if "=" not in item]
-    overrides = [item for item in request.data if "=" in item]
+    files, overrides = split_config_args(request.data)
     out_root = Path(request.out) if request.out else _run_dir(checkpoint) / "eval"
     with folder_lock(out_root):  # one writer per output folder; refused before the model loads
         parts, cfg = load_captioner(checkpoint, overrides, files)

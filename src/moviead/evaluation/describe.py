@@ -72,7 +72,7 @@ def film_slots(request: DescribeRequest, fps: float, feature_dim: int) -> SplitD
     store = open_feature_store(request.features, feature_dim)
     if request.movie not in store.movies():
         known = store.movies()
-        raise KeyError(f"{request.features} has no features for {request.movie!r} (it has {known[:10]}"
+        raise ValueError(f"{request.features} has no features for {request.movie!r} (it has {known[:10]}"
                        f"{' ...' if len(known) > 10 else ''}); pass --movie with one of them")
     length = store.num_frames(request.movie)
     duration = length / fps

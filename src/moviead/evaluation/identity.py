@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from moviead.export_files import CAPTIONER_CONFIG, CAPTIONER_WEIGHTS
+from moviead.export_files import CAPTIONER_CONFIG, CAPTIONER_WEIGHTS, export_sha256
 
 FULL_HASH_BYTES = 512 << 20
 EDGE_BYTES = 1 << 20
@@ -73,10 +73,11 @@ def path_fingerprint(path: str | Path) -> str:
 
 
 def checkpoint_sha256(checkpoint: str | Path) -> str:
-    """Content hash of a Stage-II checkpoint file, or of an export folder's weights and config."""
+    """Content hash of a Stage-II checkpoint file, or of an export folder's weights and config
+    (:func:`moviead.export_files.export_sha256`: the same weights saved twice hash the same)."""
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
-        return _join(file_fingerprint(checkpoint / name) for name in (CAPTIONER_WEIGHTS, CAPTIONER_CONFIG))
+        return export_sha256(checkpoint / CAPTIONER_WEIGHTS, checkpoint / CAPTIONER_CONFIG)
     return file_fingerprint(checkpoint)
 
 

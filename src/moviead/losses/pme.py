@@ -286,7 +286,7 @@ class PMELoss(nn.Module):
         # A pair is positive when the two ADs have the same text: never draw such a "negative".
         local_ids = pad_dim1(text_ids, all_ids.shape[1], 0)
         positives = (local_ids.unsqueeze(1) == all_ids.unsqueeze(0)).all(dim=-1)  # (B, N)
-        positives[torch.arange(len(text_ids)), offset + torch.arange(len(text_ids))] = True
+        positives |= positive_mask(len(text_ids), all_ids.shape[0], offset, positives.device)
         neg_text, neg_video = sample_hard_negatives(
             sim_v2t, sim_t2v, model.temp.detach(), offset, positives, self.negatives_generator()
         )

@@ -36,14 +36,12 @@ IGNORE_INDEX = -100
 @dataclass
 class DecoderInputs:
     """What the LM reads. ``inputs_embeds`` (B, L, H) in the LM's dtype; ``attention_mask`` (B, L) long, 1 = real;
-    ``position_ids`` (B, L) long (0 on pads); ``labels`` (B, L) long, -100 except on target tokens, or None;
-    ``visual_positions`` (B, L) bool, True where a projected visual token sits (None when not built by assemble)."""
+    ``position_ids`` (B, L) long (0 on pads); ``labels`` (B, L) long, -100 except on target tokens, or None."""
 
     inputs_embeds: torch.Tensor
     attention_mask: torch.Tensor
     position_ids: torch.Tensor
     labels: torch.Tensor | None = None
-    visual_positions: torch.Tensor | None = None
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "float32") -> nn.Module:
@@ -308,7 +306,6 @@ class VisualPrefixDecoder(nn.Module):
             tail = [s["e_q"], *self.context_ids(ad[b], ad_m[b], sub[b], sub_m[b], sel[b]), *self.instruction_ids]
             sequences.append(head + [self.pad_token_id] * n_vis[b] + tail + targets[b])
         ids, labels, attention, offsets = pad_token_rows(sequences, targets, self.pad_token_id, padding_side)
-        length = ids.shape[1]
         vis_rows: list[int] = []
         vis_cols: list[int] = []
         for b, offset in enumerate(offsets):
@@ -321,11 +318,7 @@ class VisualPrefixDecoder(nn.Module):
         projected = self.projector(visual.to(self.projector.weight.dtype))[vis_keep]  # (sum n_vis, E), row-major
         index = (torch.tensor(vis_rows, dtype=torch.long, device=device), torch.tensor(vis_cols, device=device))
         embeds = embeds.index_put(index, projected.to(embeds.dtype))
-        visual_positions = torch.zeros(batch, length, dtype=torch.bool, device=device).index_put(
-            index, torch.ones(len(vis_rows), dtype=torch.bool, device=device)
-        )
-        return DecoderInputs(embeds, attention, position_ids, labels if target_ids is not None else None,
-                             visual_positions)
+        return DecoderInputs(embeds, attention, position_ids, labels if target_ids is not None else None)
 
     # ------------------------------------------------------------------ training loss
     @property

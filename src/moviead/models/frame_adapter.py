@@ -17,10 +17,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from moviead.export_files import CLIP_ADAPTER_WEIGHTS
 from moviead.models.clip_adapter import CLIPVideoAdapter, TemporalAdapter
 
-ADAPTER_FILE = CLIP_ADAPTER_WEIGHTS  # kept for older imports
 PREFIX = "adapter."
 
 

@@ -35,16 +35,7 @@ from typing import Any
 
 import torch
 
-from moviead.export_files import PME_CONFIG as CONFIG_NAME  # noqa: F401 (older name)
-from moviead.export_files import PME_WEIGHTS as WEIGHTS_NAME  # noqa: F401 (older name)
-from moviead.models.qformer import (  # the on-disk helpers live with the model; re-exported here
-    PMEConfig,
-    PretrainedMovieEncoder,
-    load_pme_config,  # noqa: F401
-    pme_export_files,  # noqa: F401
-    pme_export_sha256,  # noqa: F401
-    write_pme,
-)
+from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder, write_pme
 
 #: PME config of a real LAVIS ``blip2_pretrained_vitL.pth`` applied to MAD's 768-d CLIP L/14 frame features.
 LAVIS_VITL_DEFAULTS: dict[str, Any] = {"vocab_size": 30523, "vision_width": 768, "num_query_tokens": 32}

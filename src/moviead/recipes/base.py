@@ -161,11 +161,7 @@ def build_visual_encoder(cfg: DictConfig) -> tuple[Any, int]:
 
 def context_requirements(cap: DictConfig, **extra: Any) -> DataRequirements:
     """:class:`DataRequirements` of ``captioning``'s context (mode, L_c, subtitles) with proposals, plus ``extra``."""
-    if cap.context_size < 0:
-        raise ValueError(f"captioning.context_size must be >= 0, got {cap.context_size}")
-    return DataRequirements(context_mode=cap.context_mode, context_size=int(cap.context_size),
-                            use_subtitles=bool(cap.use_subtitles), max_subtitles=int(cap.max_subtitles),
-                            proposal=True, **extra)
+    return DataRequirements.of_context(cap, **{"proposal": True, **extra})
 
 
 def caption_batch(batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:

@@ -131,8 +131,9 @@ def load_captioner_checkpoint(
     return recipe, cfg
 
 
-def captioner_export_config(cfg: DictConfig) -> dict[str, Any]:
-    """What ``captioner_config.json`` holds for the run ``cfg`` (see the module docstring)."""
+def captioner_export_config(cfg: DictConfig, stage1_hash: str | None = None) -> dict[str, Any]:
+    """What ``captioner_config.json`` holds for the run ``cfg`` (see the module docstring); ``stage1_hash``: the
+    Stage-I export's hash when the caller already has it (default: computed here)."""
     full = resolved_config(cfg)
     sections = {
         "task": full["task"],
@@ -141,19 +142,20 @@ def captioner_export_config(cfg: DictConfig) -> dict[str, Any]:
         "loader": {"frames": full["loader"]["frames"]},
     }
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": sections,
-            "stage1": full["captioning"]["stage1"], "stage1_sha256": stage1_sha256(cfg)}
+            "stage1": full["captioning"]["stage1"],
+            "stage1_sha256": stage1_hash if stage1_hash is not None else stage1_sha256(cfg)}
 
 
-def save_captioner_export(recipe: Recipe, cfg: DictConfig, out: str | Path) -> Path:
+def save_captioner_export(recipe: Recipe, cfg: DictConfig, out: str | Path, stage1_hash: str | None = None) -> Path:
     """Write ``out/captioner.safetensors`` (the captioner's trainable weights) and ``out/captioner_config.json``;
-    returns ``out``. Read back with :func:`load_captioner_export`."""
+    returns ``out``. Read back with :func:`load_captioner_export`. ``stage1_hash`` as :func:`captioner_export_config`."""
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = {n: p.detach().contiguous() for n, p in recipe.captioner.named_parameters() if p.requires_grad}
     save_file(weights, str(out / CAPTIONER_WEIGHTS), metadata={"format": "pt"})
-    (out / CAPTIONER_CONFIG).write_text(json.dumps(captioner_export_config(cfg), indent=2) + "\n")
+    (out / CAPTIONER_CONFIG).write_text(json.dumps(captioner_export_config(cfg, stage1_hash), indent=2) + "\n")
     return out
 
 

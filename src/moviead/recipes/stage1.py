@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_model
 
 from moviead.data.tokenization import load_hf_tokenizer
-from moviead.models.lavis_convert import convert_lavis_state_dict, load_lavis_state_dict, pme_export_files
-from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
+from moviead.models.lavis_convert import convert_lavis_state_dict, load_lavis_state_dict
+from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder, pme_export_files
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,14 @@ from typing import Mapping
 
 import numpy as np
 
+from moviead.user_errors import UserError
+
 
 class ProgrammeAudioError(ValueError):
     """The film audio cannot be read, has no audio stream, or is shorter than the AD timeline."""
 
 
-class OutputFolderError(OSError):
+class OutputFolderError(UserError, OSError):
     """The output folder cannot be created or written to."""
 
 

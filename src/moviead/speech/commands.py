@@ -59,13 +59,13 @@ class SpeakReport:
     ad_loudness_lufs: float
     mix: MixResult | None = None
     files: list[Path] = field(default_factory=list)
+    base_wpm: float = DEFAULT_WPM  # the requested speaking rate; cues above it were sped up to fit their gap
 
     def lines(self) -> list[str]:
         """The summary ``moviead speak`` prints."""
         placed = self.track.placed
         speech = sum(p.end - p.start for p in placed)
-        base = min((p.rate_wpm for p in placed), default=0.0)
-        raised = [p for p in placed if p.rate_wpm > base + 1e-6]
+        raised = [p for p in placed if p.rate_wpm > self.base_wpm + 1e-6]
         out = [f"{self.movie}: timeline {self.timeline_s:.2f} s, {len(placed)} cues, speech {speech:.2f} s "
                f"({len(raised)} at a raised rate, {sum(p.cut_s > 0 for p in placed)} cut)"]
         for n, p in enumerate(placed):
@@ -159,5 +159,5 @@ def speak(request: SpeakRequest, synthesiser: Synthesiser | None = None) -> Spea
     except MissingAudioDependencyError:  # the speech-only track does not need pyloudnorm
         loudness = math.nan
     return SpeakReport(movie, timeline, track, energy_inside(track.samples, sr, track.cue_intervals()), peak,
-                       loudness, mix, written)
+                       loudness, mix, written, base_wpm=base)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moviead.user_errors import UserError
+
 INSTALL_HINT = ("install it with `pip install 'moviead[audio]'` (or `pip install espeakng-loader`), or the system "
                 "library with `apt-get install libespeak-ng1` (Debian/Ubuntu)")
 MIN_WPM, MAX_WPM = 80, 450  # eSpeak NG's espeakRATE_MINIMUM / espeakRATE_MAXIMUM
@@ -36,7 +38,7 @@ _RATE = 1
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
-class MissingAudioDependencyError(RuntimeError):
+class MissingAudioDependencyError(UserError, RuntimeError):
     """A package or library the spoken track needs is not installed; the message says how to install it."""
 
 

@@ -85,13 +85,17 @@ class ToySentence:
     template: int = 0
 
 
-def ad_sentence(sentence: ToySentence) -> str:
-    """The AD text of ``sentence``, with the character's name."""
-    return TEMPLATES[sentence.template].format(
+def ad_sentence(
+    sentence: ToySentence, templates: tuple[str, ...] = TEMPLATES, objects: tuple[str, ...] = OBJECTS,
+    places: tuple[str, ...] = PLACES,
+) -> str:
+    """The AD text of ``sentence``, with the character's name; its indices point into ``templates``, ``objects`` and
+    ``places`` (v1's vocabulary by default; toy world v2 passes its own)."""
+    return templates[sentence.template].format(
         name=sentence.name,
         action=ACTIONS[sentence.action],
-        object=OBJECTS[sentence.obj],
-        place=PLACES[sentence.place],
+        object=objects[sentence.obj],
+        place=places[sentence.place],
     )
 
 

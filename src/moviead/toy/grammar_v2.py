@@ -44,6 +44,7 @@ from moviead.toy.grammar import (
     ToyMovie,
     ToySentence,
     ToySubtitle,
+    ad_sentence,
     seeded_rng,
 )
 
@@ -87,12 +88,7 @@ def setting_words(place: int) -> frozenset[str]:
 
 def ad_sentence_v2(sentence: ToySentence) -> str:
     """The AD text of a v2 ``sentence`` (indices into the v2 vocabulary), with the character's name."""
-    return TEMPLATES_V2[sentence.template].format(
-        name=sentence.name,
-        action=ACTIONS[sentence.action],
-        object=OBJECTS_V2[sentence.obj],
-        place=PLACES_V2[sentence.place],
-    )
+    return ad_sentence(sentence, TEMPLATES_V2, OBJECTS_V2, PLACES_V2)
 
 
 def second_sentence_v2(sentence: ToySentence) -> ToySentence:
