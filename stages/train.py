@@ -1,6 +1,7 @@
 """``moviead train``: build the data, the models and the stage a config names, fit, export.
 
 Run folder ``<trainer.default_root_dir>/<name>``: ``config.yaml`` (resolved), ``metrics.csv`` (CSV logger),
+``selection.json`` (the monitor and the validation movies ``best.ckpt`` is selected on, disjoint from test),
 ``checkpoints/`` (``last.ckpt`` and the best by the stage's monitor, written atomically; ``trainer.resume=true``
 goes on from ``last.ckpt`` exactly) and ``export/`` (what Stage-II loads); with W&B on, ``wandb/`` and
 ``wandb_run_id`` (:mod:`moviead.stages.tracking`).
@@ -31,6 +32,7 @@ from moviead.data.records import DatasetName
 from moviead.data.requirements import DataRequirements
 from moviead.datamodules import build_datamodule
 from moviead.evaluation.locks import acquire, check_not_locked, release
+from moviead.evaluation.selection import SELECTION_FILE, write_selection
 from moviead.losses import PMELoss, PMELossWeights
 from moviead.recipes.stage1 import build_pme, pme_tokenizer
 from moviead.stages.alignment_pme import PMEAlignmentStage
@@ -106,8 +108,9 @@ def _is_launched_rank(env: dict[str, str] | None = None) -> bool:
 
 
 def _holds_a_run(run_dir: Path) -> bool:
-    """True when ``run_dir`` holds anything but its lock and config (a run that got as far as writing something)."""
-    return run_dir.is_dir() and any(p.name not in (".lock", "config.yaml") for p in run_dir.iterdir())
+    """True when ``run_dir`` holds anything but its lock, config and selection record (a run that got as far as
+    writing something)."""
+    return run_dir.is_dir() and any(p.name not in (".lock", "config.yaml", SELECTION_FILE) for p in run_dir.iterdir())
 
 
 def prepare_run_folder(cfg: DictConfig, overwrite: bool = False) -> Path:
@@ -270,6 +273,8 @@ def _fit(cfg: DictConfig, task: TaskName, run_dir: Path, extra_callbacks: Sequen
     save_config(cfg, run_dir / "config.yaml")
     bundle = BUILDERS[task](cfg)
     datamodule = build_datamodule(cfg, bundle.tokenizer, needs=bundle.needs, collate=bundle.collate)
+    if not _is_launched_rank():  # the movies best.ckpt is selected on (read by `moviead evaluate`)
+        write_selection(run_dir, bundle.monitor, DatasetName(cfg.data.dataset).value, datamodule.load("val").movies)
     ckpt_path = None
     if cfg.trainer.resume:
         point = resume_checkpoint(run_dir)

@@ -9,7 +9,8 @@ from moviead.config import ConfigError, ContextMode, load_config, save_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-EXPERIMENT_YAMLS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "sweeps")  # sweeps: W&B's format
+NOT_CONFIGS = ("sweeps", "ablations")  # W&B sweep files; `moviead ablate` specs (tests/test_ablation.py)
+EXPERIMENT_YAMLS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in NOT_CONFIGS)
 
 
 @pytest.mark.parametrize("path", EXPERIMENT_YAMLS, ids=lambda p: str(p.relative_to(CONFIGS)))
@@ -107,7 +108,7 @@ def test_sweep_files_name_real_keys_and_experiments(path: Path) -> None:
             assert OmegaConf.select(cfg, key) == value
 
 
-DATA_KEYS = {"dataset", "root", "feature_dim", "fps", "text_variant", "mad", "lsmdc", "storyboard", "toy"}
+DATA_KEYS = {"dataset", "root", "feature_dim", "fps", "text_variant", "val_movies", "mad", "lsmdc", "storyboard", "toy"}
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.name)
@@ -130,7 +131,7 @@ def test_feature_dim_is_declared_once_and_read_by_every_model() -> None:
     cfg = load_config([CONFIGS / "stage1" / "pme.yaml"], ["data.feature_dim=512"])
     assert cfg.pme.model.vision_width == 512 and cfg.clip.feature_dim == 512
     for path in CONFIGS.rglob("*.yaml"):
-        if path.parent.name == "sweeps":
+        if path.parent.name in NOT_CONFIGS:
             continue
         layer = OmegaConf.load(path)
         for key in ("pme.model.vision_width", "clip.feature_dim"):

@@ -20,17 +20,17 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "moviead"
 
 LAYERS: list[tuple[int, tuple[str, ...]]] = [  # most specific prefix first
     (1, ("moviead.focused.data", "moviead.focused.templates", "moviead.focused.recognition",
-         "moviead.focused.face_sets", "moviead.focused.char_bank")),
+         "moviead.focused.face_sets", "moviead.focused.char_bank", "moviead.focused.relabel")),
     (2, ("moviead.focused.captioner", "moviead.focused.prompt", "moviead.focused.character_tokens",
-         "moviead.focused.faces")),
+         "moviead.focused.faces", "moviead.focused.name_accuracy")),
     (4, ("moviead.focused.commands",)),
     (0, ("moviead.wordlists", "moviead.clip_towers", "moviead.checkpoints", "moviead.user_errors", "moviead.export_files", "moviead.export")),
     (1, ("moviead.data", "moviead.toy")),
     (2, ("moviead.models", "moviead.metrics", "moviead.extraction", "moviead.plots")),
     (3, ("moviead.losses",)),
-    (4, ("moviead.recipes", "moviead.evaluation", "moviead.config", "moviead.config_ranges")),
+    (4, ("moviead.recipes", "moviead.evaluation", "moviead.config", "moviead.config_ranges", "moviead.ablation")),
     (4, ("moviead.speech",)),
-    (5, ("moviead.cli", "moviead.cli_args", "moviead.cli_ad_track", "moviead.__main__")),
+    (5, ("moviead.cli", "moviead.cli_args", "moviead.cli_ad_track", "moviead.cli_ablate", "moviead.__main__")),
 ]
 PACKAGE_INITS = {"moviead", "moviead.focused"}  # namespace-only __init__ files: no layer of their own
 

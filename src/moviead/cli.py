@@ -55,21 +55,27 @@ def cmd_make_toy_data(args: argparse.Namespace) -> int:
         f"  MAD-v2: {info.mad}\n  LSMDC: {info.lsmdc} ({info.num_lsmdc_rows} rows)\n"
         f"  Storyboard-v2: {info.storyboard} ({info.num_storyboard_records} records)"
     )
+    if info.val_movies:
+        print("  validation: its split JSON has a VAL key; select on it with data.mad.val_split=VAL (otherwise "
+              "data.val_movies movies are carved from TRAIN)")
     return 0
 
 
 def cmd_data_summary(args: argparse.Namespace) -> int:
+    """Print the asked splits' counts; then check that train, val and test share no movie (exit 1 naming them)."""
     from moviead.data.requirements import DataRequirements
-    from moviead.data.sources import load_split, make_dataset
-    from moviead.data.summary import format_summaries, summarize_split
+    from moviead.data.sources import SplitData, load_split, make_dataset
+    from moviead.data.summary import format_overlaps, format_summaries, summarize_split
+    from moviead.data.val_split import split_overlaps
 
     files, overrides = split_config_args(args.config)
     full = load_config(files, overrides)
     cfg, cap = full.data, full.captioning
     needs = DataRequirements.of_context(cap)
     summaries = []
-    for stage in args.splits:
-        data = load_split(cfg, stage)
+    loaded: dict[str, SplitData] = {}
+    for stage in dict.fromkeys(args.splits):
+        data = loaded[stage] = load_split(cfg, stage)
         summaries.append(summarize_split(stage, data, make_dataset(data, cfg, full.loader.frames, needs,
                                                                    training=False).context))
     print(
@@ -77,6 +83,14 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
         f"{needs.context_size} previous ADs)"
     )
     print(format_summaries(summaries))
+    for stage in ("train", "val", "test"):  # the disjointness check needs every split, asked for or not
+        if stage not in loaded:
+            loaded[stage] = load_split(cfg, stage)
+    overlaps = split_overlaps({stage: data.movies for stage, data in loaded.items()})
+    if overlaps:
+        print(f"moviead data-summary: error: {format_overlaps(overlaps)}", file=sys.stderr)
+        return 1
+    print("splits: train, val and test share no movie")
     return 0
 
 
@@ -181,6 +195,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from moviead.plots import plot_dsm_heatmap, plot_metric_comparison, read_dsm_scores, read_metrics, run_labels
 
+    if len(args.inputs) == 1 and Path(args.inputs[0]).name == "summary.json":  # `moviead ablate`'s summary
+        import json
+
+        from moviead.ablation.command import plot_tables
+
+        summary = json.loads(Path(args.inputs[0]).read_text(encoding="utf-8"))
+        for path in plot_tables(summary, Path(args.out)):
+            print(f"wrote {path}")
+        return 0
     if bool(args.inputs) == bool(args.dsm_heatmap):
         print("moviead plot: error: give run folders / metrics files, or --dsm-heatmap SCORES, not both",
               file=sys.stderr)
@@ -223,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument(
         "config", nargs="+", help="YAML files then key=value overrides, e.g. configs/data/mad.yaml data.root=/data/mad"
     )
-    summary.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val", "test"])
+    summary.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val", "test"],
+                         help="splits to summarise (all three are always loaded to check that they share no movie)")
     summary.set_defaults(func=cmd_data_summary)
 
     train = sub.add_parser("train", help="train the task a config names (Stage-I alignment, ...) and export it")
@@ -296,9 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_focused_commands(sub)  # build-char-bank, sweep-recognition (FocusedAD)
 
+    from moviead.cli_ablate import add_ablate_command
+
+    add_ablate_command(sub)  # ablate
+
     plot = sub.add_parser("plot", help="bar chart comparing runs' metrics, or the DSM's selection-score heatmap")
-    plot.add_argument("inputs", nargs="*", help="run folders, metrics.json (evaluation) or metrics.csv (training)")
-    plot.add_argument("--out", required=True, help="the PNG to write")
+    plot.add_argument("inputs", nargs="*", help="run folders, metrics.json (evaluation) or metrics.csv (training); "
+                      "or one summary.json of `moviead ablate` (a figure per paper table)")
+    plot.add_argument("--out", required=True, help="the PNG to write (a folder for an ablation summary)")
     plot.add_argument("--metrics", nargs="+", help="metrics to show, in order (default: all)")
     plot.add_argument("--dsm-heatmap", metavar="SCORES",
                       help="DSM scores: a .npy (N, P) array or a val_samples/epoch-NNN.jsonl of a Stage-II run")

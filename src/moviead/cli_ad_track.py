@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import argparse
 
-from moviead.cli_args import add_decoding_arguments, decode_settings, load_config, positive_seconds, require_input
+from moviead.cli_args import (
+    add_decoding_arguments,
+    at_least,
+    decode_settings,
+    load_config,
+    positive_seconds,
+    require_input,
+)
 from moviead.evaluation.locks import folder_lock
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
     for path, flag in ((args.checkpoint, "--checkpoint"), (args.features, "--features"),
-                       (args.subtitles, "--subtitles")):
+                       (args.subtitles, "--subtitles"), (args.video, "--video"),
+                       (args.clip_checkpoint, "--clip-checkpoint"), (args.clip_model_config, "--clip-model-config")):
         require_input(path, flag)
+    film = _film_source(args)
     load_config([], args.set or [])  # unknown keys, bad values: refused before torch loads
 
     from moviead.evaluation.describe import DescribeRequest, describe
@@ -26,7 +35,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         min_gap=args.min_gap, max_cue=args.max_cue, window=args.window, decode=decode_settings(args),
         config=args.set or [], restart=args.restart, words_per_second=args.words_per_second,
         no_repeat_ngram=args.no_repeat_ngram, audio=args.audio, film_audio=args.film_audio, duck_db=args.duck_db,
-        html=args.html, video=args.video,
+        html=args.html, video=args.video, film=film,
     )
     with folder_lock(args.out):  # one writer per output folder; user errors: one line from main()
         result = describe(request)
@@ -36,6 +45,26 @@ def cmd_describe(args: argparse.Namespace) -> int:
     empty = f", {result['empty']} empty prediction(s) left out" if result.get("empty") else ""
     print(f"{args.movie}: {result['figures'].line()}{empty}, decoded in {result['seconds']:.1f} s")
     return 0
+
+
+def _film_source(args: argparse.Namespace):  # -> moviead.evaluation.film_input.FilmSource | None
+    """Without ``--features``: the ``--video`` to extract them from, checked before torch loads (a video stream,
+    subtitles from ``--subtitles`` or the file, CLIP weights); ``--movie`` defaults to the video's file name."""
+    if args.features is not None:
+        if args.movie is None:
+            raise ValueError("--features needs --movie (the film's key in the features file)")
+        return None
+    if args.video is None:
+        raise ValueError("give the film (--video FILM) or its frame features (--features FILE.h5 --movie KEY)")
+    from pathlib import Path
+
+    from moviead.evaluation.film_input import FilmSource, check_clip_weights, check_film
+
+    check_clip_weights(args.clip_model, args.clip_checkpoint)
+    check_film(args.video, need_subtitles=args.subtitles is None)
+    args.movie = args.movie or Path(args.video).stem
+    return FilmSource(video=args.video, clip_model=args.clip_model, clip_checkpoint=args.clip_checkpoint,
+                      clip_model_config=args.clip_model_config, batch_size=args.clip_batch_size, device=args.device)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -63,10 +92,14 @@ def cmd_speak(args: argparse.Namespace) -> int:
 
 def add_ad_track_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``describe``, ``preview`` and ``speak`` to the ``moviead`` sub-command parser ``sub``."""
-    describe = sub.add_parser("describe", help="write an AD track (WebVTT, SRT, JSONL) for a film's dialogue gaps")
-    describe.add_argument("--features", required=True, help="frame features: an .h5 keyed by movie (MAD-v2 layout, "
-                          "as `moviead extract-features` writes) or a folder of {movie}.npy")
-    describe.add_argument("--movie", required=True, help="the film's key in the features file")
+    describe = sub.add_parser("describe", help="write an AD track (WebVTT, SRT, JSONL) for a film's dialogue gaps "
+                              "(from the film file, or from its features and subtitles)")
+    describe.add_argument("--video", help="the film: its frame features are extracted into "
+                          "OUT/<movie>.features.h5 (reused by a rerun) and, without --subtitles, its subtitle "
+                          "stream is read; with --features: only the film the --html page plays")
+    describe.add_argument("--features", help="instead of extracting them: frame features, an .h5 keyed by movie "
+                          "(MAD-v2 layout, as `moviead extract-features` writes) or a folder of {movie}.npy")
+    describe.add_argument("--movie", help="the film's key in the features file (default with --video: its file name)")
     describe.add_argument("--checkpoint", required=True, help="a Stage-II .ckpt, its run folder or its export/ folder")
     describe.add_argument("--out", required=True, help="output folder")
     describe.add_argument("--subtitles", help="the film's subtitles (.srt or .vtt); without them: fixed windows")
@@ -83,7 +116,11 @@ def add_ad_track_commands(sub: argparse._SubParsersAction) -> None:
                           "<movie>.mix.wav")
     describe.add_argument("--duck-db", type=float, default=12.0, help="programme lowered by this while an AD speaks")
     describe.add_argument("--html", action="store_true", help="also write the preview page (see `moviead preview`)")
-    describe.add_argument("--video", help="with --html: the film, played by the preview page")
+    describe.add_argument("--clip-model", default="ViT-L-14", help="with --video: the open_clip architecture "
+                          "that extracts the features (as extract-features), or local-dir:PATH")
+    describe.add_argument("--clip-checkpoint", help="with --video: the weights file of --clip-model")
+    describe.add_argument("--clip-model-config", help="an open_clip architecture JSON for --clip-model (its file stem)")
+    describe.add_argument("--clip-batch-size", type=at_least(1), default=64, help="frames per CLIP batch")
     add_decoding_arguments(describe)
     describe.set_defaults(func=cmd_describe)
 

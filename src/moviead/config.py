@@ -55,7 +55,9 @@ class MADFilesConfig:
     subtitles: str | None = "mad-v2-subs.csv"
     split: str | None = "mad_split.json"
     train_split: str = "TRAIN"
-    val_split: str = "EVAL"
+    # None: validation is data.val_movies movies carved from train_split (deterministic); or a key disjoint from
+    # test_split, e.g. "VAL" (toy world v2). Validation never shares a movie with test.
+    val_split: str | None = None
     test_split: str = "EVAL"
 
 
@@ -74,7 +76,7 @@ class StoryboardFilesConfig:
     annotations: str = "storyboard_v2.json"
     features: str = "storyboard_clip_features.h5"  # per-record features keyed by global_id
     best_query: str = "best_query"  # folder best_query/{imdbid}/{NAME}.npy
-    val_fraction: float = 0.1  # when the JSON has no split field: last fraction of movies is validation
+    val_fraction: float = 0.1  # sorted movies: the last fraction is test, as many before them validation
 
 
 @dataclass
@@ -95,6 +97,7 @@ class DataConfig:
     feature_dim: int = 768  # the only declaration of the frame-feature width; model widths interpolate it
     fps: float = 5.0
     text_variant: TextVariant = TextVariant.named
+    val_movies: int = 10  # MAD layout without data.mad.val_split: validation movies carved from the train split
     mad: MADFilesConfig = field(default_factory=MADFilesConfig)
     lsmdc: LSMDCFilesConfig = field(default_factory=LSMDCFilesConfig)
     storyboard: StoryboardFilesConfig = field(default_factory=StoryboardFilesConfig)
@@ -151,6 +154,8 @@ class WandbConfig:
     project: str = "moviead"
     entity: str | None = None
     mode: str | None = None  # online | offline | disabled; None: offline unless WANDB_API_KEY is set
+    group: str | None = None  # W&B run group (`moviead ablate`: the run, its seeds together)
+    tags: list[str] = field(default_factory=list)  # added to the task's tag (`moviead ablate`: the rows of the run)
 
 
 @dataclass

@@ -192,6 +192,41 @@ def plot_dsm_heatmap(
     return _save(fig, out)
 
 
+def plot_ablation_rows(rows: Sequence[Mapping], out: str | Path, title: str) -> Path:
+    """One panel per ablation row: the mean of its two sides as bars, the seed range as error bars, each seed a dot;
+    the panel title says whether the row holds.
+
+    Args:
+        rows: rows of ``summary.json`` (``moviead ablate``): each with ``row``, ``metric``, ``holds``,
+            ``seeds_holding``, ``seeds`` and ``better``/``worse`` sides holding ``run``, ``mode``, ``values``
+            (seed → value), ``mean``, ``low`` and ``high``.
+        out: the PNG to write (at most 3 panels a row).
+    """
+    if not rows:
+        raise ValueError("no ablation rows to plot")
+    plt = _pyplot()
+    cols = min(3, len(rows))
+    lines = math.ceil(len(rows) / cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(4.0 * cols, 3.0 * lines), squeeze=False)
+    for ax, row in zip(axes.flat, rows):
+        sides = [row["better"], row["worse"]]
+        means = [math.nan if s["mean"] is None else s["mean"] for s in sides]
+        low = [0.0 if s["mean"] is None else s["mean"] - s["low"] for s in sides]
+        high = [0.0 if s["mean"] is None else s["high"] - s["mean"] for s in sides]
+        ax.bar([0, 1], np.nan_to_num(means), 0.6, yerr=[low, high], capsize=4, color=["tab:green", "tab:gray"])
+        for x, side in enumerate(sides):
+            values = list(side["values"].values())
+            ax.scatter([x] * len(values), values, color="black", s=10, zorder=3)
+        ax.set_xticks([0, 1], [f"{s['run']}\n{s['mode']}" for s in sides], fontsize=7)
+        verdict = {True: "holds", False: "does not hold", None: "incomplete"}[row["holds"]]
+        ax.set_title(f"{row['row']}\n{row['metric']}: {verdict} ({row['seeds_holding']}/{row['seeds']})", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, out)
+
+
 def _pyplot():
     import matplotlib
 

@@ -47,12 +47,13 @@ CLIP_ADAPT = {"task": "clip_adaptation", "clip.mode": "adapter", "clip.clip_mode
               "clip.feature_dim": 768, "clip.lambda_fw": 1.0}
 
 # FocusedAD (§4; Table 1 columns TP / character bank / SP / Region): three preceding ADs with subtitles,
-# Qwen2-7B-Instruct, beam 5, at most 60 new tokens, recognition threshold 1.3 (released code), 8 soft vectors.
+# Qwen2-7B-Instruct, beam 5, at most 60 new tokens, recognition threshold 1.3 (released code), 8 soft vectors,
+# an MLP visual connector (§3.3: "we employ an MLP as a visual connector").
 FOCUSEDAD = {"task": "captioning", "captioning.method": "focusedad", "data.dataset": "storyboard",
              "captioning.context_size": 3, "captioning.use_subtitles": True,
              "captioning.decoder.lm": "Qwen/Qwen2-7B-Instruct", "captioning.generation.num_beams": 5,
              "captioning.generation.max_new_tokens": 60, "captioning.focused.threshold": 1.3,
-             "captioning.focused.min_confidence": 0.7}
+             "captioning.focused.min_confidence": 0.7, "captioning.focused.connector": "mlp"}
 
 
 def _focused_row(text_prior: bool, bank: str, soft_prompt: bool, region: bool) -> dict:

@@ -3,6 +3,8 @@ tensors with a mask; nothing changes when they are not asked for."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,12 +15,14 @@ from moviead.data.requirements import DataRequirements
 from moviead.data.sources import load_split, make_dataset
 from moviead.toy.tokenizers import write_toy_bpe_tokenizer
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
+
 
 @pytest.fixture(scope="module")
 def split(toy_root):
     from moviead.config import load_config
 
-    cfg = load_config([], [f"data.root={toy_root / 'mad'}", "loader.frames.train_shift=0"])
+    cfg = load_config([CONFIGS / "toy.yaml"], [f"data.root={toy_root / 'mad'}", "loader.frames.train_shift=0"])
     return cfg, load_split(cfg.data, "train")  # several movies
 
 

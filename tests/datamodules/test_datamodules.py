@@ -47,12 +47,14 @@ def test_feature_file_is_opened_in_the_workers_not_kept_open_in_the_main_process
     assert clone._handle is None and clone.num_frames(clone.movies()[0]) > 0
 
 
-def test_val_split_uses_eval_movies_and_no_frame_shift(toy_cfg) -> None:
+def test_val_split_is_disjoint_from_train_and_test_and_has_no_frame_shift(toy_cfg) -> None:
     dm = MADDataModule(toy_cfg.data, toy_cfg.loader)
     dm.setup("fit")
     train_movies = {i.record.movie for i in dm.dataset("train").items}
     val_movies = {i.record.movie for i in dm.dataset("val").items}
-    assert train_movies and val_movies and not train_movies & val_movies
+    test_movies = {i.record.movie for i in dm.dataset("test").items}
+    assert train_movies and val_movies and test_movies
+    assert not train_movies & val_movies and not val_movies & test_movies and not train_movies & test_movies
     val = dm.dataset("val")
     assert (val[0].frames == val[0].frames).all() and not val.training
 
@@ -96,6 +98,7 @@ def test_datamodule_refuses_another_dataset(toy_cfg) -> None:
 
 
 def test_toy_datamodule_generates_missing_data(tmp_path: Path) -> None:
-    cfg = load_config([CONFIGS / "toy.yaml"], [f"data.root={tmp_path / 'toy' / 'mad'}", "data.toy.movies=3"])
+    cfg = load_config([CONFIGS / "toy.yaml"], [f"data.root={tmp_path / 'toy' / 'mad'}", "data.toy.movies=3",
+                                                  "data.val_movies=1"])
     dm = ToyDataModule(cfg.data, cfg.loader)
     assert len(dm.dataset("train")) > 0 and (tmp_path / "toy" / "lsmdc").is_dir()

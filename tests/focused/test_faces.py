@@ -10,7 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from moviead.focused.faces import FaceEmbedder, detect_characters, load_face_embedder, portrait_faces
+from moviead.focused.faces import (
+    FaceEmbedder,
+    detect_characters,
+    load_face_embedder,
+    portrait_faces,
+    record_detections,
+)
 
 
 def test_missing_weights_say_which_file_to_give(tmp_path) -> None:
@@ -72,6 +78,9 @@ def test_detect_characters_writes_storyboard_entries() -> None:
     assert entries[0]["ANNA"][5] == pytest.approx(0.0, abs=1e-6)
     distance = float(np.linalg.norm([3 / 10**0.5 - 2**-0.5, 1 / 10**0.5 - 2**-0.5]))
     assert entries[1]["other"][5] == pytest.approx(distance)
+    keys = record_detections(Image.new("RGB", (64, 32)), FaceEmbedder(_Detector(), _Embedder()), queries, 0.3)
+    assert keys["detect characters"] == entries  # and each face's embedding, which Stage-II recognises from
+    np.testing.assert_allclose(keys["face embeddings"], [[2**-0.5, 2**-0.5], [3 / 10**0.5, 1 / 10**0.5]], rtol=1e-6)
 
 
 def test_portraits_give_each_image_its_most_confident_face(tmp_path) -> None:

@@ -98,7 +98,7 @@ def test_one_training_step_reaches_every_new_part_and_lowers_the_loss(parts_and_
     first = loss(captioner, batch)
     assert first.ccl is None and torch.isfinite(first.loss) and first.selected.shape == batch.proposal_valid.shape
     first.loss.backward()
-    for name in ("soft_prompt", "character_encoder.mlp.0.weight", "decoder.projector.weight",
+    for name in ("soft_prompt", "character_encoder.mlp.0.weight", "decoder.projector.0.weight",
                  "decoder.special_embeddings"):
         grad = captioner.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name

@@ -26,11 +26,13 @@ def _datamodule(toy_root: Path, tmp_path: Path, *overrides: str):
 
 
 def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: Path, tmp_path: Path) -> None:
-    cfg, parts, dm = _datamodule(toy_root, tmp_path)
+    _, parts, dm = _datamodule(toy_root, tmp_path)
     assert isinstance(dm, StoryboardDataModule)
     types: Counter[int] = Counter()
     names_by_type: dict[int, set[int]] = {1: set(), 2: set(), 3: set()}
     pad = parts.tokenizer.pad_token_id
+    cfg_names = {r.movie_id: r.main_characters for r in dm.records().values()}
+    named: Counter[bool] = Counter()
     for batch in dm.train_dataloader():
         ids, mask, region = batch[K.INSTRUCTION_IDS], batch[K.INSTRUCTION_MASK], batch[K.INSTRUCTION_REGION]
         assert batch[BatchKey.FRAMES].shape[1] == 8 and K.PATCHES not in batch
@@ -45,11 +47,15 @@ def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: P
             assert (ids[b][mask[b]][regions >= 0] == pad).all()
             text = parts.tokenizer.decode(ids[b][mask[b]][regions < 0].tolist())  # pieces between the regions
             assert text.replace(" ", "") == meta["instruction"].replace(REGION, "").replace(" ", "")
-            if meta["names"]:
-                assert meta["text"].split()[0] in meta["names"] or meta["text"].startswith("In the ")
+            assert set(meta["names"]) <= set(cfg_names[meta["movie"]])  # only the movie's bank characters
+            if meta["clip_type"] != 3 and not meta["text"].startswith("In the "):
+                named[meta["text"].split()[0] in meta["names"]] += 1
     assert set(types) == {1, 2, 3}, types
-    assert names_by_type[3] == {0}  # type 3: no main character, the whole-frame instruction
-    assert 0 not in names_by_type[1] | names_by_type[2] and 2 in names_by_type[1]
+    assert names_by_type[3] == {0}  # type 3: no main character (only strangers), the whole-frame instruction
+    assert 2 in names_by_type[1]
+    # names are recognised from the faces' embeddings with the bank, not copied from the AD: the AD's character is
+    # among them for most clips (toy best-query recognition ~95% per face), not all
+    assert 0.8 <= named[True] / (named[True] + named[False]) < 1.0, named
 
 
 def test_without_the_bank_every_clip_gets_the_no_character_instruction(toy_root: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from moviead.data.sources import load_split
 from moviead.datamodules import build_datamodule
 from moviead.metrics.toy import toy_slot_accuracy
 from moviead.recipes.base import model_batch
@@ -18,7 +19,7 @@ from tests.focused._focused_setup import focused_cfg
 
 @pytest.fixture(scope="module")
 def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default 12-movie toy data (`moviead make-toy-data`): 9 training and 3 held-out movies."""
+    """The default 12-movie toy data (`moviead make-toy-data`): 8 training, 2 validation and 2 test movies."""
     from moviead.toy.generator import write_toy_dataset
 
     root = tmp_path_factory.mktemp("toy12")
@@ -51,7 +52,7 @@ def test_learning_the_character_bank_names_characters_more_accurately(toy12: Pat
                           "captioning.val_generate_batches=1")
         result = train(cfg)
         scores[names], count = held_out_slot_accuracy(result.run_dir / "checkpoints" / "last.ckpt")
-        assert count == 118  # every record of the 3 held-out movies
+        assert count == len(load_split(cfg.data, "val").items)  # every record of the 2 validation movies
     print(scores)
     with_bank, without = scores["recognised"]["name_acc"], scores["none"]["name_acc"]
     assert with_bank >= without + 0.2 and with_bank >= 2 * without, scores

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from moviead.data.records import CharacterBox, StoryboardRecord
+from moviead.focused.recognition import MovieQueries
 from moviead.focused.templates import clip_characters, dynamic_instruction, normalised_boxes
 
 
@@ -29,12 +31,15 @@ def test_three_characters() -> None:
 
 
 def test_clip_characters_by_mode_and_boxes_as_frame_fractions() -> None:
-    record = _record((CharacterBox("ANNA", (400, 200, 800, 600), 0.9, 0.5),
-                      CharacterBox("BEN", (0, 0, 1600, 900), 0.9, 1.4)))
-    recognised = clip_characters(record, "recognised", {"ANNA", "BEN"}, 1.3, 0.7, 4)
-    assert [c.name for c in recognised] == ["ANNA"]
-    assert [c.name for c in clip_characters(record, "given", None, 1.3, 0.7, 4)] == ["ANNA", "BEN"]
-    assert clip_characters(record, "none", {"ANNA"}, 1.3, 0.7, 4) == []
+    # the stored labels are wrong on purpose: names=recognised uses the embeddings and the bank, never the labels
+    record = _record((CharacterBox("BEN", (400, 200, 800, 600), 0.9, 0.5, embedding=(1.0, 0.0)),
+                      CharacterBox("ANNA", (0, 0, 1600, 900), 0.9, 1.4, embedding=(-1.0, 0.0))))
+    bank = MovieQueries(("ANNA", "BEN"), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    recognised = clip_characters(record, "recognised", bank, 1.3, 0.7, 4)
+    assert [(c.name, c.distance) for c in recognised] == [("ANNA", 0.0)]  # the second face: 1.41 from BEN, > τ
+    assert [c.name for c in clip_characters(record, "recognised", bank, 1.5, 0.7, 4)] == ["ANNA", "BEN"]
+    assert [c.name for c in clip_characters(record, "given", None, 1.3, 0.7, 4)] == ["BEN", "ANNA"]  # oracle labels
+    assert clip_characters(record, "none", bank, 1.3, 0.7, 4) == []
     assert normalised_boxes(record, recognised) == [(0.25, 0.25, 0.5, 0.75)]
     assert normalised_boxes(record, record.detections) == [(0.25, 0.25, 0.5, 0.75), (0.0, 0.0, 1.0, 1.0)]  # clipped
     assert normalised_boxes(record, []) == [(0.0, 0.0, 1.0, 1.0)]  # no character: the whole frame

@@ -37,6 +37,8 @@ def test_evaluate_focused_checkpoint_oracle_and_recurrent(toy_root: Path, tmp_pa
         assert all(isinstance(r["names"], list) for r in rows)  # the instruction's recognised names
         metrics = json.loads((out / f"val-{mode}" / "metrics.json").read_text(encoding="utf-8"))
         assert metrics["mode"] == mode and metrics["num_ads"] == len(expected)
+        assert {"name_acc_seen", "name_acc_unseen", "name_mentions_seen"} <= set(metrics)  # FocusedAD item 5
+        assert metrics["name_mentions_seen"] + metrics["name_mentions_unseen"] > 0
         if mode == "oracle":  # the ground-truth previous ADs
             gt = {(r["movie"], r["index"]): r["gt"] for r in rows}
             for r in rows:

@@ -43,8 +43,8 @@ def toy_layers(experiment: Path, toy_root: Path) -> list[tuple[Path, DictConfig]
     return [*out, layers[-1]]
 
 
-TOY_STANDINS = {  # rows that need inputs the toy data lacks: what stands in for them there
-    "focusedad/b2_actor_bank.yaml": ["data.storyboard.best_query=best_query"],  # the toy data has one bank
+TOY_STANDINS: dict[str, list[str]] = {  # rows that need inputs the toy data lacks: what stands in for them there
+    # (none now: the toy Storyboard-v2 data has the actor bank, actor_query/, that focusedad/b2_actor_bank.yaml reads)
 }
 
 

@@ -5,6 +5,7 @@ by ``moviead evaluate``."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from moviead.models.qformer import PretrainedMovieEncoder, load_pme_config, pme_
 from moviead.recipes.base import caption_batch
 from moviead.recipes.checkpoint import Stage1MismatchError, load_captioner_checkpoint, load_captioner_export
 from moviead.stages.train import train
-from tests.stages._stage2 import stage2_cfg
+from tests.stages._stage2 import STAGE2, stage2_cfg
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,8 @@ def test_export_holds_weights_and_what_rebuilds_the_recipe(short_run, stage1_exp
     assert stored["config"]["data"] == {"dataset": "toy", "feature_dim": int(cfg.data.feature_dim)}
     checkpoint = torch.load(result.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["moviead"]["stage1_sha256"] == sha  # the .ckpt records the same hash
+    # both record where the run was, so that inputs moved with it are found (moviead.recipes.stored_paths)
+    assert checkpoint["moviead"]["run_dir"] == stored["run_dir"] == os.path.abspath(result.run_dir)
     assert (result.export_dir / CAPTIONER_WEIGHTS).is_file()
 
 
@@ -123,7 +126,7 @@ def test_evaluate_accepts_the_export_folder(short_run, toy_root: Path, capsys) -
     _, result = short_run
     code = main(["evaluate", "--checkpoint", str(result.export_dir), "--mode", "local", "--split", "train",
                  "--limit-movies", "1", "--bertscore-model", "none", "--no-progress",
-                 "--data", f"data.root={toy_root / 'mad'}"])
+                 "--data", str(STAGE2[-1]), f"data.root={toy_root / 'mad'}"])  # the toy data config
     assert code == 0
     folder = result.run_dir / "eval" / "train-local"  # the export's run folder, as for a .ckpt
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]

@@ -6,7 +6,13 @@
   evaluator fills as it decodes (:class:`PredictionContext`).
 
 An AD is never in its own context: ADs with the same interval as the current one (a second description of the same
-moment) are not previous ADs; the window ends before the first of them.
+moment, such as LSMDC's duplicated clips) are not previous ADs; the window ends before the first of them.
+
+Context sets: when an AD has a ``context_group`` (LSMDC's multi-sentence sets of 5 consecutive clips), its set is a
+movie of its own for context: previous ADs (oracle, recurrent and the DSM proposal) come from the same set only, the
+first AD of a set has none, and its subtitles are those of a movie's first AD. The ADs of a set must be consecutive
+in the movie's time order (the LSMDC loader makes them so). Without a group (MAD, toy, Storyboard) every earlier AD
+of the movie may be context.
 
 Subtitles in oracle and recurrent mode: those that end after the previous AD's start and start before the current AD's
 end (for the first AD of a movie, every subtitle before its end), the last ``max_subtitles`` of them.
@@ -91,6 +97,27 @@ def previous_end(ads: Sequence[ADRecord], record: ADRecord) -> int:
     return end
 
 
+def previous_start(ads: Sequence[ADRecord], record: ADRecord, end: int) -> int:
+    """The index of the oldest AD that may be context of ``record``, given ``end`` (:func:`previous_end`): 0 without a
+    ``context_group``; otherwise the first of the ADs just before ``end`` that share ``record``'s group, so that no AD
+    of another set (nor anything before one) is context."""
+    if record.context_group is None:
+        return 0
+    start = end
+    while start > 0 and ads[start - 1].context_group == record.context_group:
+        start -= 1
+    return start
+
+
+def previous_window(ads: Sequence[ADRecord], record: ADRecord, count: int) -> Sequence[ADRecord]:
+    """The ADs that are the context of ``record`` (at most ``count``, oldest first): the ADs just before it in its
+    movie (``ads``, sorted by ``(start, end)``), without those with its interval and, when it has a
+    ``context_group``, without those of another set."""
+    end = previous_end(ads, record)
+    start = previous_start(ads, record, end)
+    return ads[max(start, end - count) : end]
+
+
 class ContextProvider(Protocol):
     """Supplies the texts of the ADs that precede ``record`` (at most ``count``, oldest first)."""
 
@@ -98,15 +125,13 @@ class ContextProvider(Protocol):
 
 
 class GroundTruthContext:
-    """Oracle context: ground-truth ADs of the same movie."""
+    """Oracle context: ground-truth ADs of the same movie (and of the same set, see :func:`previous_window`)."""
 
     def __init__(self, movies: dict[str, MovieAnnotations]) -> None:
         self.movies = movies
 
     def previous_ads(self, record: ADRecord, count: int) -> list[ContextItem]:
-        ads = self.movies[record.movie].ads
-        end = previous_end(ads, record)
-        earlier = ads[max(0, end - count) : end]
+        earlier = previous_window(self.movies[record.movie].ads, record, count)
         return [ContextItem("ad", ad.start, ad.end, ad.text, ad.index) for ad in earlier]
 
 
@@ -125,10 +150,8 @@ class PredictionContext:
         self.predictions[(movie, index)] = text
 
     def previous_ads(self, record: ADRecord, count: int) -> list[ContextItem]:
-        ads = self.movies[record.movie].ads
-        end = previous_end(ads, record)
         items = []
-        for ad in ads[max(0, end - count) : end]:
+        for ad in previous_window(self.movies[record.movie].ads, record, count):
             key = (ad.movie, ad.index)
             if key not in self.predictions:
                 raise KeyError(
@@ -206,7 +229,7 @@ class ContextBuilder:
         if self.use_subtitles and record.movie in self._subtitles:
             movie_ads = self.movies[record.movie].ads
             end = previous_end(movie_ads, record)
-            after = movie_ads[end - 1].start if end > 0 else float("-inf")
+            after = movie_ads[end - 1].start if end > previous_start(movie_ads, record, end) else float("-inf")
             found = self._subtitles[record.movie].intervening(after, record.end, self.max_subtitles)
             subtitles = tuple(ContextItem("subtitle", s.start, s.end, s.text) for s in found)
         return ADContext(ads=ads, subtitles=subtitles)
@@ -221,7 +244,8 @@ class ContextBuilder:
         the first AD itself: before its end); it is left out when there are none. The proposal thus holds at most
         ``context_size`` items (the DSM's L_c): when the window is full, the subtitles before its oldest AD are
         dropped, as are those of every AD older than the window. Each item keeps its last ``max_subtitles``
-        subtitles (none without ``use_subtitles``).
+        subtitles (none without ``use_subtitles``). With a ``context_group`` the set's first AD plays the part of
+        the movie's first AD.
         """
         if self.mode == ContextMode.local:
             return []
@@ -240,9 +264,10 @@ class ContextBuilder:
 
         items: list[ProposalItem] = []
         own = previous_end(ads, record)
+        origin = previous_start(ads, record, own)
         first = previous[0].index if previous else own
-        if first == 0 and len(previous) < self.context_size:  # room for it: at most context_size items
-            bound = ads[0].start if previous else record.end
+        if first == origin and len(previous) < self.context_size:  # room for it: at most context_size items
+            bound = ads[origin].start if previous else record.end
             leading = subtitles(float("-inf"), bound)
             if leading:
                 items.append(ProposalItem(None, leading, leading[0].start, bound))

@@ -47,7 +47,9 @@ class ADClipDataset(Dataset):
             :attr:`ClipExample.proposal`.
         neighbour_clips: also read the frames of the previous this many ADs' clips of the same movie (those among
             ``items``; fewer at a movie's start) into :attr:`ClipExample.neighbour_frames` (DistinctAD). Their
-            intervals are known in every context mode, recurrent included: only their texts are predicted.
+            intervals are known in every context mode, recurrent included: only their texts are predicted. An AD
+            with a ``context_group`` (LSMDC's 5-clip sets) takes them as its context ADs: from its own set only,
+            never a clip with its own interval (its duplicate).
     """
 
     def __init__(
@@ -85,9 +87,22 @@ class ADClipDataset(Dataset):
 
     def neighbours(self, item: ClipItem) -> list[ClipItem]:
         """The clips of the previous ``neighbour_clips`` ADs of ``item``'s movie in this dataset, oldest first."""
-        movie, index = item.record.movie, item.record.index
-        found = (self._by_position.get((movie, i)) for i in range(index - self.neighbour_clips, index))
-        return [neighbour for neighbour in found if neighbour is not None]
+        record = item.record
+        movie, index = record.movie, record.index
+        if record.context_group is None:
+            found = (self._by_position.get((movie, i)) for i in range(index - self.neighbour_clips, index))
+            return [neighbour for neighbour in found if neighbour is not None]
+        end = index  # as for context ADs: skip the ADs with its interval, then stay inside its set
+        while (twin := self._by_position.get((movie, end - 1))) is not None and (
+            (twin.record.start, twin.record.end) == (record.start, record.end)
+        ):
+            end -= 1
+        found = (self._by_position.get((movie, i)) for i in range(end - self.neighbour_clips, end))
+        return [
+            neighbour for neighbour in found
+            if neighbour is not None and neighbour.record.context_group == record.context_group
+            and (neighbour.record.start, neighbour.record.end) != (record.start, record.end)
+        ]
 
     def __getitem__(self, index: int) -> ClipExample:
         item = self.items[index]

@@ -54,6 +54,9 @@ class ADRecord:
         text_named: the AD with character names, when the source has it.
         text_unnamed: the AD with names replaced ("someone", pronouns), when the source has it.
         characters: names of the characters the AD mentions, when known.
+        context_group: the context set the AD belongs to, when its dataset bounds context by sets (LSMDC's
+            multi-sentence sets of 5 consecutive clips): its context ADs then come from the same set only.
+            None (every other dataset): any earlier AD of the movie may be context.
     """
 
     movie: str
@@ -64,6 +67,7 @@ class ADRecord:
     text_named: str | None = None
     text_unnamed: str | None = None
     characters: tuple[str, ...] = ()
+    context_group: int | None = None
 
     @property
     def duration(self) -> float:
@@ -100,12 +104,30 @@ class LSMDCRecord:
 
 @dataclass(frozen=True)
 class CharacterBox:
-    """One detected character in a Storyboard-v2 clip: box in pixels, detector confidence, face distance."""
+    """One detected face in a Storyboard-v2 clip.
+
+    Attributes:
+        name: the label stored with the detection (a recognised name or ``"other"``). FocusedAD never uses it as
+            the recognised name: it recognises again from ``embedding`` with the best-query bank
+            (:mod:`moviead.focused.recognition`); the label only serves as ground truth when ``truth`` is absent.
+        box: [x1, y1, x2, y2] in pixels.
+        confidence: the face detector's confidence.
+        distance: the stored L2 distance of the face to its nearest best query.
+        embedding: the face's embedding (FaceNet, D floats), None when the file has none.
+        truth: the ground-truth name (or ``"other"``), for scoring recognition only; None when the file has none.
+    """
 
     name: str
     box: tuple[float, float, float, float]
     confidence: float
     distance: float
+    embedding: tuple[float, ...] | None = None
+    truth: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """The name recognition is scored against: ``truth`` when given, else the stored label."""
+        return self.truth if self.truth is not None else self.name
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from moviead.data.context import ContextBuilder
 from moviead.data.datasets import ADClipDataset, ClipItem
 from moviead.data.errors import DataFormatError
 from moviead.data.features import FeatureStore, open_feature_store
-from moviead.data.formats.lsmdc import read_lsmdc_tsv
+from moviead.data.formats.lsmdc import MULTI_SENTENCE_SET_SIZE, group_multi_sentence, read_lsmdc_tsv
 from moviead.data.formats.mad import (
     check_split,
     index_by_movie,
@@ -33,6 +33,7 @@ from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.frames import FrameSampler, interval_frames
 from moviead.data.records import ADRecord, DatasetName, FrameMode, LSMDCRecord, MovieAnnotations, TextVariant
 from moviead.data.requirements import DataRequirements
+from moviead.data.val_split import resolve_mad_splits, storyboard_splits
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,16 @@ def _select_text(ads: list[ADRecord], variant: TextVariant, path: Path) -> list[
 
 
 def load_mad_split(cfg: DictConfig, stage: str) -> SplitData:
-    """MAD-v2 layout (also the toy data): feature h5/npy folder, AD CSV(s), subtitles CSV, split JSON."""
+    """MAD-v2 layout (also the toy data): feature h5/npy folder, AD CSV(s), subtitles CSV, split JSON.
+
+    Validation never shares a movie with test (:func:`moviead.data.val_split.resolve_mad_splits`): with
+    ``data.mad.val_split`` set (e.g. ``VAL`` of toy world v2), val is that key and train the train key minus it;
+    unset, val is ``data.val_movies`` movies carved deterministically from the train key, and train the rest.
+    Without a split file (``data.mad.split=null``) only ``test`` can be read (every movie).
+    """
     files, root = cfg.mad, Path(cfg.root)
-    split_name = {"train": files.train_split, "val": files.val_split, "test": files.test_split}[_stage(stage)]
+    split_name = {"train": files.train_split, "val": files.val_split or f"{files.train_split} (carved)",
+                  "test": files.test_split}[_stage(stage)]
     ads = read_ad_annotations(root / files.annotations)
     if files.annotations_unnamed:
         unnamed_path = root / files.annotations_unnamed
@@ -142,11 +150,15 @@ def load_mad_split(cfg: DictConfig, stage: str) -> SplitData:
         split_path = root / files.split
         split = read_split_json(split_path)
         check_split(split, set(movies), split_path)
-        if split_name not in split:
-            raise DataFormatError(
-                split_path, f"no split named {split_name!r} (found {sorted(split)})", f"set data.mad.{stage}_split"
-            )
-        movies = {movie: movies[movie] for movie in split[split_name]}
+        chosen = resolve_mad_splits(split, files.train_split, files.val_split, files.test_split,
+                                    int(cfg.val_movies), split_path, test_only=stage == "test")[stage]
+        movies = {movie: movies[movie] for movie in chosen}
+    elif stage != "test":
+        raise DataFormatError(
+            root / files.annotations, f"no split file (data.mad.split is null): the {stage} split needs one",
+            "set data.mad.split to a split JSON with train and test keys, so that validation can be kept apart "
+            "from test",
+        )
     features = open_feature_store(root / files.features, cfg.feature_dim)
     items = []
     for movie, movie_annotations in movies.items():
@@ -161,8 +173,14 @@ def load_lsmdc_split(cfg: DictConfig, stage: str) -> SplitData:
     """LSMDC: a 6-column TSV per split and per-clip features keyed by clip id.
 
     Each sentence becomes an AD of its movie (times: the aligned interval); its frames are read from its
-    clip's features, which start at the clip's extracted start time. Context is the previous clips of the
-    same movie in time order; LSMDC has no subtitles.
+    clip's features, which start at the clip's extracted start time. LSMDC has no subtitles.
+
+    Context follows LSMDC's multi-sentence task (and LoCo-MAD §4, L_c = 5 on LSMDC): each movie's sentences, in
+    time order (that of the files, whose clip ids sort by time; ties by line), form consecutive sets of
+    :data:`~moviead.data.formats.lsmdc.MULTI_SENTENCE_SET_SIZE` (:func:`group_multi_sentence`; a movie's last set
+    may be shorter), numbered from 0 across the split into ``ADRecord.context_group``. An AD's context is the
+    previous clips of its own set only; the first clip of a set has none. A duplicated clip (two sentences for
+    one interval) counts as two clips of its set, and neither sentence is ever the other's context.
     """
     files, root = cfg.lsmdc, Path(cfg.root)
     name = {"train": files.train, "val": files.val, "test": files.test}[_stage(stage)]
@@ -175,9 +193,16 @@ def load_lsmdc_split(cfg: DictConfig, stage: str) -> SplitData:
     features = open_feature_store(root / files.features, cfg.feature_dim)
     movies: dict[str, MovieAnnotations] = {}
     items = []
+    sets = 0
     for movie, movie_rows in by_movie.items():
         ordered = sorted(movie_rows, key=lambda r: (r.start_aligned, r.end_aligned, r.row))
-        ads = [ADRecord(movie, i, r.start_aligned, r.end_aligned, r.text) for i, r in enumerate(ordered)]
+        groups = group_multi_sentence(ordered, MULTI_SENTENCE_SET_SIZE)
+        set_ids = [sets + g for g, group in enumerate(groups) for _ in group]
+        sets += len(groups)
+        ads = [
+            ADRecord(movie, i, r.start_aligned, r.end_aligned, r.text, context_group=set_id)
+            for i, (r, set_id) in enumerate(zip(ordered, set_ids))
+        ]
         movies[movie] = MovieAnnotations(movie, ads)
         items.extend(
             ClipItem(ad, r.clip_id, r.start_extracted, features.num_frames(r.clip_id)) for ad, r in zip(ads, ordered)
@@ -190,16 +215,18 @@ def load_lsmdc_split(cfg: DictConfig, stage: str) -> SplitData:
 def load_storyboard_split(cfg: DictConfig, stage: str) -> SplitData:
     """Storyboard-v2: JSON records, per-record features keyed by global id; split by movie.
 
-    The JSON has no split field: movies are sorted and the last ``val_fraction`` of them (at least one)
-    form validation and test; the rest train. Each record is one clip whose AD spans the whole clip. The
+    The JSON has no split field: movies are sorted, the last ``val_fraction`` of them (at least one) are test, as
+    many just before them validation, the rest train (three disjoint sets: at least 3 movies;
+    :func:`moviead.data.val_split.storyboard_splits`). Each record is one clip whose AD spans the whole clip. The
     clips of a movie are laid end to end, in file order, on a virtual timeline, so that context (the
     previous clips' synopses) and time order work as for MAD; ``offset`` maps a clip back to its features.
     """
     files, root = cfg.storyboard, Path(cfg.root)
     records = read_storyboard_json(root / files.annotations)
-    all_movies = sorted({r.movie_id for r in records})
-    n_val = max(1, round(len(all_movies) * files.val_fraction)) if len(all_movies) > 1 else 0
-    chosen = set(all_movies[: len(all_movies) - n_val] if _stage(stage) == "train" else all_movies[-n_val:])
+    try:
+        chosen = set(storyboard_splits((r.movie_id for r in records), files.val_fraction)[_stage(stage)])
+    except ValueError as err:
+        raise DataFormatError(root / files.annotations, str(err), "add movies, or use another data set") from None
     features = open_feature_store(root / files.features, cfg.feature_dim)
     movies: dict[str, MovieAnnotations] = {}
     items = []

@@ -72,3 +72,14 @@ def format_summaries(summaries: list[SplitSummary]) -> str:
     for label, key, fmt in rows:
         lines.append(label.ljust(width) + "".join(fmt.format(getattr(s, key)).rjust(10) for s in summaries))
     return "\n".join(lines)
+
+
+def format_overlaps(overlaps: dict[tuple[str, str], list[str]], shown: int = 10) -> str:
+    """One line per pair of splits sharing movies (``val/test share 2 movie(s): a, b``), for ``data-summary``."""
+    lines = []
+    for (first, second), movies in overlaps.items():
+        more = f", ... ({len(movies) - shown} more)" if len(movies) > shown else ""
+        lines.append(f"{first}/{second} share {len(movies)} movie(s): {', '.join(movies[:shown])}{more}")
+    fix = ("model selection and scores need disjoint splits: fix the split file or the data.mad.*_split keys "
+           "(data.mad.val_split=null carves validation from train)")
+    return "; ".join(lines) + f". Fix: {fix}"

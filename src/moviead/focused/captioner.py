@@ -3,7 +3,10 @@ instruction naming the recognised characters, and character tokens at each named
 
 It is an :class:`~moviead.models.captioner.ADCaptioner` without DSM (FocusedAD has none: every previous AD of the
 proposal goes into the prompt) whose decoder input is built by :func:`~moviead.focused.prompt.assemble_focused`.
-The scene tokens are the frame features (or a frozen PME's queries) through the decoder's projector. Plain torch:
+The scene tokens are the frame features (or a frozen PME's queries) through the visual connector, which replaces the
+decoder's projector: an MLP (Linear, GELU, Linear) as FocusedAD §3.3 has it ("Following (Liu et al., 2023), we employ
+an MLP as a visual connector"; LLaVA-1.5's ``mlp2x_gelu``, hidden width the LM's by default), or the plain Linear of
+the other recipes (``connector=linear``, an ablation). Plain torch:
 :class:`moviead.stages.captioning.CaptioningStage` trains it with :class:`moviead.losses.captioning.CaptioningLoss`
 (L_GEN alone: no DSM, no distinctive-word loss); it reads the batch through :meth:`extend_batch`. Training and
 decoding use the base class's selection, which without a DSM is every valid proposal item.
@@ -14,6 +17,7 @@ LM's input embeddings (Lester et al. 2021's "sampled vocabulary" initialisation)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,21 @@ from moviead.models.decoder import DecoderInputs, VisualPrefixDecoder
 from moviead.models.qformer import PretrainedMovieEncoder
 
 CHARACTER_TOKEN_SOURCES = ("box", "frame", "none")
+CONNECTORS = ("mlp", "linear")
+
+
+def visual_connector(kind: str, visual_dim: int, embed_dim: int, hidden_dim: int | None = None) -> nn.Module:
+    """The scene tokens' connector from ``visual_dim`` to the LM's ``embed_dim``: ``mlp`` is Linear(visual_dim →
+    hidden_dim), GELU, Linear(hidden_dim → embed_dim) (``hidden_dim`` None: ``embed_dim``, as LLaVA-1.5);
+    ``linear`` is one Linear(visual_dim → embed_dim) (``hidden_dim`` unused)."""
+    if kind not in CONNECTORS:
+        raise ValueError(f"connector must be one of {CONNECTORS}, got {kind!r}")
+    if kind == "linear":
+        return nn.Linear(visual_dim, embed_dim)
+    hidden = embed_dim if hidden_dim is None else int(hidden_dim)
+    if hidden < 1:
+        raise ValueError(f"the connector's hidden width must be >= 1, got {hidden}")
+    return nn.Sequential(nn.Linear(visual_dim, hidden), nn.GELU(), nn.Linear(hidden, embed_dim))
 
 
 @dataclass(frozen=True)
@@ -37,7 +56,8 @@ class FocusedCaptionBatch(CaptionBatch):
     Attributes:
         instruction_ids / instruction_mask / instruction_region: (B, Li) the dynamic instruction; region index c
             at the position of region c's character tokens, -1 elsewhere.
-        region_boxes: (B, C, 4) fractions of the frame; region_valid: (B, C) bool.
+        region_boxes: fractions of the frame, (B, C, 4) one box per clip (what Storyboard-v2 gives) or (B, C, T, 4)
+            one per frame; region_valid: (B, C) bool.
         patches: (B, T, H', W', Dp) patch features (box mode only).
     """
 
@@ -67,6 +87,19 @@ def focused_caption_batch(base: CaptionBatch, batch: dict[str, Any]) -> FocusedC
     )
 
 
+def _keep_a_linear_connector(module: FocusedCaptioner, state: dict, prefix: str, *_) -> None:
+    """load_state_dict pre-hook: a checkpoint written before ``captioning.focused.connector`` existed has a Linear
+    projector (``decoder.projector.weight``); the MLP built from its config becomes that Linear, with a warning."""
+    projector = module.decoder.projector
+    if f"{prefix}decoder.projector.weight" not in state or isinstance(projector, nn.Linear):
+        return
+    first = next(projector.parameters())
+    out_dim, in_dim = state[f"{prefix}decoder.projector.weight"].shape
+    warnings.warn("these FocusedAD weights have a Linear visual connector (written before captioning.focused."
+                  "connector existed, or with connector=linear): loading them with the Linear connector", stacklevel=2)
+    module.decoder.projector = nn.Linear(in_dim, out_dim).to(device=first.device, dtype=first.dtype)
+
+
 class FocusedCaptioner(ADCaptioner):
     """FocusedAD: the visual-prefix decoder with a soft prompt, a per-clip instruction and character tokens.
 
@@ -78,6 +111,8 @@ class FocusedCaptioner(ADCaptioner):
             grid, for data without patch features) or ``none`` (no character tokens).
         character_dim: D of the features pooled into character tokens (patch or frame width).
         tokens_per_region: K tokens per character after the temporal merge.
+        connector: ``mlp`` (FocusedAD) or ``linear``: what maps the scene features to the LM (it replaces
+            ``decoder.projector``; :func:`visual_connector`); connector_hidden_dim: the MLP's hidden width (None: E).
     """
 
     extend_batch = staticmethod(focused_caption_batch)
@@ -85,6 +120,7 @@ class FocusedCaptioner(ADCaptioner):
     def __init__(
         self, decoder: VisualPrefixDecoder, pme: PretrainedMovieEncoder | None = None, n_soft: int = 8,
         character_tokens: str = "frame", character_dim: int | None = None, tokens_per_region: int = 4,
+        connector: str = "mlp", connector_hidden_dim: int | None = None,
     ) -> None:
         super().__init__(decoder, pme=pme)
         if character_tokens not in CHARACTER_TOKEN_SOURCES:
@@ -95,6 +131,11 @@ class FocusedCaptioner(ADCaptioner):
             raise ValueError(f"n_soft must be >= 0, got {n_soft}")
         self.character_source = character_tokens
         embeddings = decoder.lm.get_input_embeddings().weight
+        if connector != "linear":  # the decoder's own projector is the Linear connector
+            projector = decoder.projector
+            decoder.projector = visual_connector(connector, projector.in_features, decoder.embed_dim,
+                                                 connector_hidden_dim).to(projector.weight.device)
+            self.register_load_state_dict_pre_hook(_keep_a_linear_connector)
         rows = torch.randint(0, decoder.base_vocab_size, (n_soft,))
         self.soft_prompt = nn.Parameter(embeddings[rows].detach().float().clone()) if n_soft else None
         self.character_encoder: CharacterTokenEncoder | None = None

@@ -25,6 +25,7 @@ from moviead.data.errors import DataFormatError
 from moviead.data.features import FeatureStore, open_feature_store
 from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.records import StoryboardRecord
+from moviead.focused.recognition import MovieQueries
 from moviead.focused.templates import REGION, clip_characters, dynamic_instruction, normalised_boxes
 
 NO_REGION = -1
@@ -36,7 +37,8 @@ class FocusedBatchKey:
     INSTRUCTION_IDS = "instruction_ids"  # (B, Li) int64, the dynamic instruction; pad id at region positions
     INSTRUCTION_MASK = "instruction_mask"  # (B, Li) bool
     INSTRUCTION_REGION = "instruction_region"  # (B, Li) int64: c at the position of region c's tokens, else -1
-    REGION_BOXES = "region_boxes"  # (B, C, 4) float32 [x1, y1, x2, y2] as fractions of the frame
+    REGION_BOXES = "region_boxes"  # (B, C, 4) float32 [x1, y1, x2, y2] as fractions of the frame: one box per
+    # clip (Storyboard-v2 records have no per-frame boxes); the character tokens use it on every frame
     REGION_VALID = "region_valid"  # (B, C) bool
     PATCHES = "patches"  # (B, T, H', W', Dp) float32 patch features (box mode only), zeros on padded frames
 
@@ -113,10 +115,13 @@ def storyboard_examples(clips: ADClipDataset, records: Mapping[str, StoryboardRe
 
 @dataclass(frozen=True)
 class InstructionSettings:
-    """How a clip's instruction is made (``captioning.focused``): names mode, bank names per movie, τ, limits."""
+    """How a clip's instruction is made (``captioning.focused``): names mode, the best-query bank per movie (its
+    vectors: names=recognised recognises every face from its embedding), τ, limits; ``records_path`` is the records
+    file an error names."""
 
     names: str = "recognised"
-    bank_names: Mapping[str, frozenset[str]] | None = None
+    bank: Mapping[str, MovieQueries] | None = None
+    records_path: str | None = None
     threshold: float = 1.3
     min_confidence: float = 0.7
     max_characters: int = 4
@@ -139,8 +144,8 @@ class FocusedCollator:
     """
 
     def __init__(self, base: CaptioningCollator, settings: InstructionSettings) -> None:
-        if settings.names == "recognised" and settings.bank_names is None:
-            raise ValueError("names=recognised needs the best-query bank's names (bank_names)")
+        if settings.names == "recognised" and settings.bank is None:
+            raise ValueError("names=recognised needs the best-query bank (bank: movie_queries(read_best_query_bank))")
         self.base = base
         self.settings = settings
 
@@ -166,9 +171,9 @@ class FocusedCollator:
         s = self.settings
         instructions, boxes, names = [], [], []
         for ex in examples:
-            known = None if s.bank_names is None else s.bank_names.get(ex.storyboard.movie_id, frozenset())
-            characters = clip_characters(ex.storyboard, s.names, set(known) if known is not None else None,
-                                         s.threshold, s.min_confidence, s.max_characters)
+            queries = None if s.bank is None else s.bank.get(ex.storyboard.movie_id)
+            characters = clip_characters(ex.storyboard, s.names, queries, s.threshold, s.min_confidence,
+                                         s.max_characters, s.records_path)
             names.append([c.name for c in characters])
             instructions.append(dynamic_instruction(names[-1]))
             boxes.append(normalised_boxes(ex.storyboard, characters))

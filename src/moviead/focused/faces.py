@@ -147,14 +147,10 @@ def portrait_faces(root: str | Path, embedder: FaceEmbedder) -> PortraitFaces:
     return PortraitFaces(make_face_set(embeddings, labels, movies, confidences), missing)
 
 
-def detect_characters(image: Any, embedder: FaceEmbedder, queries: dict[str, np.ndarray],
-                      threshold: float) -> list[dict[str, list[float]]]:
-    """Storyboard-v2 ``detect characters`` entries of one frame: ``[{NAME or "other": [x1, y1, x2, y2, conf,
-    dist]}]``, dist the L2 distance to the nearest best query (``queries``: name → (1, D) of the movie)."""
+def _entries(found: DetectedFaces, queries: dict[str, np.ndarray], threshold: float) -> list[dict[str, list[float]]]:
     names = sorted(queries)
     if not names:
         raise ValueError("no best queries for this movie: build them with `moviead build-char-bank`")
-    found = embedder.faces(image)
     if not len(found.confidences):
         return []
     index, distance = nearest_queries(found.embeddings, np.stack([np.reshape(queries[n], -1) for n in names]))
@@ -162,3 +158,24 @@ def detect_characters(image: Any, embedder: FaceEmbedder, queries: dict[str, np.
     for box, conf, i, dist in zip(found.boxes, found.confidences, index.tolist(), distance.tolist()):
         out.append({names[i] if dist < threshold else OTHER: [*map(float, box), float(conf), float(dist)]})
     return out
+
+
+def detect_characters(image: Any, embedder: FaceEmbedder, queries: dict[str, np.ndarray],
+                      threshold: float) -> list[dict[str, list[float]]]:
+    """Storyboard-v2 ``detect characters`` entries of one frame: ``[{NAME or "other": [x1, y1, x2, y2, conf,
+    dist]}]``, dist the L2 distance to the nearest best query (``queries``: name → (1, D) of the movie)."""
+    if not queries:
+        raise ValueError("no best queries for this movie: build them with `moviead build-char-bank`")
+    return _entries(embedder.faces(image), queries, threshold)
+
+
+def record_detections(image: Any, embedder: FaceEmbedder, queries: dict[str, np.ndarray],
+                      threshold: float) -> dict[str, list[Any]]:
+    """The Storyboard-v2 record keys of one key frame's faces: ``detect characters`` (as :func:`detect_characters`)
+    and ``face embeddings`` (one list of D floats per detection, in the same order), which FocusedAD's Stage-II and
+    ``moviead recognise`` recognise from with a best-query bank."""
+    if not queries:
+        raise ValueError("no best queries for this movie: build them with `moviead build-char-bank`")
+    found = embedder.faces(image)
+    return {"detect characters": _entries(found, queries, threshold),
+            "face embeddings": [list(map(float, e)) for e in found.embeddings]}

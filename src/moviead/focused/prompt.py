@@ -106,7 +106,8 @@ def assemble_focused(
     position_ids = (attention.cumsum(1) - 1) * attention
 
     embeds = decoder.embed_tokens(ids)  # (B, L, E)
-    values = [decoder.projector(visual.to(decoder.projector.weight.dtype))[vis_keep]]  # (sum n_vis, E), row-major
+    connector = decoder.projector  # FocusedAD's visual connector: an MLP, or a Linear (connector=linear)
+    values = [connector(visual.to(next(connector.parameters()).dtype))[vis_keep]]  # (sum n_vis, E), row-major
     if sources["soft"]:
         assert prompt.soft_prompt is not None
         values.append(prompt.soft_prompt[torch.tensor([i for (i,) in sources["soft"]], device=device)])

@@ -4,16 +4,23 @@ A face f is character argmin_c ||f − q_c||² when that character's L2 distance
 ``"other"``. τ is on the L2 distance, not its square, as in FocusedAD's released code (which accepts
 distance < 1.3); the argmin is the same either way. Faces whose detector confidence is below the minimum
 (0.7) are skipped: they are neither recognised nor counted.
+
+Storyboard-v2 clips (:func:`recognise_record`) are recognised the same way, from each detection's face embedding
+and the best queries of the clip's movie: the names stored with the detections are never the recognised names,
+only the ground truth that :func:`recognition_accuracy` scores against (``true characters`` when the file has
+them). A detection without an embedding is a :class:`~moviead.data.errors.DataFormatError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from moviead.data.records import CharacterBox
+from moviead.data.errors import DataFormatError
+from moviead.data.records import CharacterBox, StoryboardRecord
 from moviead.focused.face_sets import OTHER, FaceSet
 
 DEFAULT_THRESHOLD = 1.3
@@ -106,7 +113,8 @@ def recognised_detections(
 ) -> list[CharacterBox]:
     """The detections of a Storyboard-v2 clip that name a character, in detection order.
 
-    A detection is kept when its confidence is >= ``min_confidence``, its label is not ``"other"``, its stored
+    For FocusedAD the detections are those of :func:`recognise_record` (names and distances from the embeddings and
+    the bank); on a file's detections as stored it would trust their labels. A detection is kept when its confidence is >= ``min_confidence``, its label is not ``"other"``, its stored
     face distance is < ``threshold`` and, when ``known`` is given (the movie's best-query names), its name is
     one of them. A name detected twice keeps its closest face. At most ``max_characters`` are kept.
     """
@@ -120,3 +128,120 @@ def recognised_detections(
             closest[box.name] = box
     kept = [box for box in detections if closest.get(box.name) is box]
     return kept[:max_characters] if max_characters is not None else kept
+
+
+EMBEDDING_FIX = (
+    "store a face embedding per detection under 'face embeddings' (one list of D numbers per detection, in "
+    "detection order), computed with the FaceNet model that built the best-query bank: "
+    "moviead.focused.faces.record_detections(frame, load_face_embedder(WEIGHTS), queries, tau) on the clip's key "
+    "frames gives both keys (WEIGHTS as for `moviead build-char-bank --weights`; `pip install 'moviead[faces]'`)"
+)
+
+
+@dataclass(frozen=True)
+class MovieQueries:
+    """One movie's best queries: names (C,) sorted and their vectors (C, D) float64."""
+
+    names: tuple[str, ...]
+    vectors: np.ndarray
+
+
+def movie_queries(bank: Bank) -> dict[str, MovieQueries]:
+    """The bank (imdbid → name → (1, D)) as :class:`MovieQueries` per movie."""
+    out = {}
+    for movie, characters in bank.items():
+        names = tuple(sorted(characters))
+        vectors = (np.stack([np.asarray(characters[n], dtype=np.float64).reshape(-1) for n in names]) if names
+                   else np.zeros((0, 0)))
+        out[str(movie)] = MovieQueries(names, vectors)
+    return out
+
+
+def recognise_record(
+    record: StoryboardRecord, queries: MovieQueries | None, threshold: float = DEFAULT_THRESHOLD,
+    min_confidence: float = MIN_CONFIDENCE, source: str | Path | None = None,
+) -> StoryboardRecord:
+    """``record`` with every detection named from its face embedding (eqs. 5-6): the nearest best query of the movie
+    when its L2 distance is below ``threshold``, else ``"other"``; ``distance`` becomes that nearest distance.
+
+    Detections less confident than ``min_confidence`` are not recognised: they become ``"other"`` (with their
+    nearest distance) and :func:`recognised_detections` skips them anyway. Each detection keeps its ground truth
+    (``truth``: the file's ``true characters``, else the name stored with it). ``queries`` None or empty (a movie
+    absent from the bank): every face is ``"other"`` at distance inf.
+
+    Raises:
+        DataFormatError: a detection without an embedding (naming ``source``, the record and the detection), or an
+            embedding of another dimension than the bank's.
+    """
+    if not record.detections:
+        return record
+    where = f"global_id {record.global_id!r} (movie {record.movie_id})"
+    missing = [i for i, box in enumerate(record.detections) if box.embedding is None]
+    if missing:
+        raise DataFormatError(source, f"detection {missing[0]} ({record.detections[missing[0]].name!r}) has no face "
+                              "embedding, so it cannot be recognised with the best-query bank", EMBEDDING_FIX, where)
+    faces = np.asarray([box.embedding for box in record.detections], dtype=np.float64)
+    if queries is None or not queries.names:
+        names, distance = [OTHER] * len(faces), np.full(len(faces), np.inf)
+    else:
+        if queries.vectors.shape[1] != faces.shape[1]:
+            raise DataFormatError(source, f"face embeddings are {faces.shape[1]}-d but the best queries of "
+                                  f"{record.movie_id} are {queries.vectors.shape[1]}-d", EMBEDDING_FIX, where)
+        index, distance = nearest_queries(faces, queries.vectors)
+        names = [queries.names[i] if d < threshold else OTHER for i, d in zip(index.tolist(), distance.tolist())]
+    boxes = tuple(
+        replace(box, name=name if box.confidence >= min_confidence else OTHER, distance=float(d), truth=box.reference)
+        for box, name, d in zip(record.detections, names, distance.tolist()))
+    return replace(record, detections=boxes)
+
+
+@dataclass(frozen=True)
+class RecognitionScore:
+    """Recognition of detections with a ground-truth name, confidence >= the minimum (the others are skipped).
+
+    ``correct / total`` overall; ``named_*``: detections whose truth is a character of the movie's bank (right
+    when recognised as that name); ``other_*``: truth ``"other"`` or a name absent from the bank (right when
+    recognised as ``"other"``: the unknown face is not given a main character's name).
+    """
+
+    correct: int = 0
+    total: int = 0
+    named_correct: int = 0
+    named_total: int = 0
+    other_correct: int = 0
+    other_total: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else float("nan")
+
+    def scores(self) -> dict[str, float]:
+        def ratio(a: int, b: int) -> float:
+            return a / b if b else float("nan")
+
+        return {"accuracy": self.accuracy, "named_accuracy": ratio(self.named_correct, self.named_total),
+                "other_accuracy": ratio(self.other_correct, self.other_total), "detections": float(self.total),
+                "named_detections": float(self.named_total), "other_detections": float(self.other_total)}
+
+
+def recognition_accuracy(recognised: Sequence[StoryboardRecord], bank_names: Mapping[str, Sequence[str]],
+                         min_confidence: float = MIN_CONFIDENCE) -> RecognitionScore:
+    """Score the names of :func:`recognise_record`'s output against each detection's ``truth``.
+
+    ``bank_names``: imdbid → the bank's names (a ground-truth name outside them counts as ``"other"``).
+    Detections without ``truth`` or below ``min_confidence`` are not counted.
+    """
+    counts = dict.fromkeys(("correct", "total", "named_correct", "named_total", "other_correct", "other_total"), 0)
+    for record in recognised:
+        known = set(bank_names.get(record.movie_id, ()))
+        for box in record.detections:
+            if box.truth is None or box.confidence < min_confidence:
+                continue
+            expected = box.truth if box.truth in known else OTHER
+            right = int(box.name == expected)
+            kind = "other" if expected == OTHER else "named"
+            counts["correct"] += right
+            counts["total"] += 1
+            counts[f"{kind}_correct"] += right
+            counts[f"{kind}_total"] += 1
+    return RecognitionScore(**counts)

@@ -12,15 +12,18 @@ character tokens off it stays as text.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from moviead.data.records import CharacterBox, StoryboardRecord
-from moviead.focused.recognition import recognised_detections
+from moviead.focused.recognition import MovieQueries, recognise_record, recognised_detections
 
 REGION = "<region>"
 """The placeholder of one region's character tokens inside the instruction."""
 
 NAME_MODES = ("recognised", "given", "none")
-"""How a clip's names are found: the best-query bank + threshold, the detections' own labels, or not at all."""
+"""How a clip's names are found: recognised from the face embeddings with the best-query bank + threshold
+(FocusedAD), the detections' ground-truth names (an oracle ablation), or not at all."""
 
 
 def dynamic_instruction(names: Sequence[str]) -> str:
@@ -41,22 +44,27 @@ def whole_frame(resolution: tuple[int, int]) -> tuple[float, float, float, float
 
 
 def clip_characters(
-    record: StoryboardRecord, names: str, known: set[str] | None, threshold: float, min_confidence: float,
-    max_characters: int,
+    record: StoryboardRecord, names: str, queries: MovieQueries | None, threshold: float, min_confidence: float,
+    max_characters: int, source: str | Path | None = None,
 ) -> list[CharacterBox]:
     """The characters a clip's instruction names, in detection order (:func:`recognised_detections`).
 
     Args:
-        names: ``recognised`` (only names of the movie's best-query bank, ``known``, whose face distance is below
-            ``threshold``), ``given`` (every labelled detection, no threshold) or ``none`` (no names).
+        names: ``recognised`` (FocusedAD: each face recognised from its embedding with the movie's best queries,
+            ``queries``, eqs. 5-6 at τ = ``threshold``; :func:`recognise_record`), ``given`` (an oracle ablation, not
+            FocusedAD: the detections' ground-truth names, no threshold) or ``none`` (no names).
+        source: the records file, named by the error for a detection without an embedding.
     """
     if names not in NAME_MODES:
         raise ValueError(f"names must be one of {NAME_MODES}, got {names!r}")
     if names == "none":
         return []
     if names == "recognised":
-        return recognised_detections(record.detections, known or set(), threshold, min_confidence, max_characters)
-    return recognised_detections(record.detections, None, float("inf"), min_confidence, max_characters)
+        recognised = recognise_record(record, queries, threshold, min_confidence, source)
+        known = set(queries.names) if queries is not None else set()
+        return recognised_detections(recognised.detections, known, threshold, min_confidence, max_characters)
+    truth = [replace(box, name=box.reference) for box in record.detections]
+    return recognised_detections(truth, None, float("inf"), min_confidence, max_characters)
 
 
 def normalised_boxes(record: StoryboardRecord, characters: Sequence[CharacterBox]) -> list[tuple[float, ...]]:

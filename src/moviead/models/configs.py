@@ -165,10 +165,13 @@ class FocusedConfig:
     ``character_tokens``: ``box`` pools patch features (T, H', W', D) inside each character box
     (``patch_features``, an h5/npy store keyed by global_id, relative to ``data.root``); ``frame`` uses the
     per-frame features as a 1x1 grid (data without patch features, e.g. the toy data: every region then gets
-    the clip's frame tokens); ``none`` leaves the ``[<region>]`` placeholders as text.
+    the clip's frame tokens); ``none`` leaves the ``[<region>]`` placeholders as text. Character tokens: the
+    region's pooled feature per frame, an MLP, the temporal token merge (:mod:`moviead.focused.character_tokens`).
+    ``connector``: the scene tokens' connector, ``mlp`` as the paper (LLaVA's two-layer GELU MLP) or ``linear``
+    (an ablation; the other recipes' projector).
     """
 
-    names: str = "recognised"  # recognised (best-query bank + threshold) | given (the detections' labels) | none
+    names: str = "recognised"  # recognised (face embeddings vs the best-query bank, τ) | given (oracle) | none
     threshold: float = 1.3  # τ: a face is its nearest character when the L2 distance is below this (released: 1.3)
     min_confidence: float = 0.7  # faces the detector is less sure of are skipped
     max_characters: int = 4  # named regions per clip, in detection order
@@ -176,3 +179,5 @@ class FocusedConfig:
     character_tokens: str = "box"  # box | frame | none
     patch_features: str | None = None  # box mode: patch features (T, H', W', D) per global_id
     tokens_per_region: int = 4  # the temporal token merge keeps this many tokens per character
+    connector: str = "mlp"  # scene tokens' visual connector: mlp (Linear, GELU, Linear; FocusedAD §3.3) | linear
+    connector_hidden_dim: int | None = None  # the MLP connector's hidden width; null: the LM's embedding width

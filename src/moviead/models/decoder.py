@@ -162,7 +162,8 @@ class VisualPrefixDecoder(nn.Module):
 
     Attributes:
         lm: the causal LM; its parameters have ``requires_grad=False`` when ``freeze_lm``.
-        projector: Linear(visual_dim -> E), E the LM's input-embedding width.
+        projector: Linear(visual_dim -> E), E the LM's input-embedding width (FocusedAD swaps in an MLP,
+            :func:`moviead.focused.captioner.visual_connector`).
         special_embeddings: (n_new, E) float32 rows for the ids ``base_vocab_size ..``; initialised to the mean
             of the LM's embedding rows ``[:base_vocab_size]``.
         special_ids: name -> id for ``b_q e_q b_t e_t b_s e_s``.
@@ -315,7 +316,8 @@ class VisualPrefixDecoder(nn.Module):
         position_ids = (attention.cumsum(1) - 1) * attention
 
         embeds = self.embed_tokens(ids)  # (B, L, E)
-        projected = self.projector(visual.to(self.projector.weight.dtype))[vis_keep]  # (sum n_vis, E), row-major
+        dtype = next(self.projector.parameters()).dtype  # a Linear, or FocusedAD's MLP
+        projected = self.projector(visual.to(dtype))[vis_keep]  # (sum n_vis, E), row-major
         index = (torch.tensor(vis_rows, dtype=torch.long, device=device), torch.tensor(vis_cols, device=device))
         embeds = embeds.index_put(index, projected.to(embeds.dtype))
         return DecoderInputs(embeds, attention, position_ids, labels if target_ids is not None else None)

@@ -102,7 +102,7 @@ def build_decoder(dec: DictConfig, visual_dim: int, instruction: str | None = No
     Raises:
         FileNotFoundError: the LM or its tokenizer is not a folder or a cached hub name (says how to supply it).
     """
-    tokenizer = load_hf_tokenizer(dec.tokenizer or dec.lm)
+    tokenizer = load_hf_tokenizer(dec.tokenizer or dec.lm, key="captioning.decoder.tokenizer")  # null: the LM's
     ensure_pad_token(tokenizer)
     base_vocab = len(tokenizer)
     special_ids = add_prompt_special_tokens(tokenizer)

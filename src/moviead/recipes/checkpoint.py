@@ -3,7 +3,8 @@
 
 The export (:func:`save_captioner_export`) is ``captioner.safetensors`` (the trainable weights) and
 ``captioner_config.json``: the resolved ``captioning`` section, ``data.dataset`` / ``data.feature_dim``,
-``loader.frames`` (how frames are sampled for the model), the Stage-I export path (``stage1``) and its content hash
+``loader.frames`` (how frames are sampled for the model), the run folder it was written in (``run_dir``: inputs
+moved with the run are found relative to it), the Stage-I export path (``stage1``) and its content hash
 (``stage1_sha256``, None when ``captioning.visual_source=frames``). A checkpoint's ``moviead`` entry records the same
 hash. Both loaders refuse a ``captioning.stage1`` whose files hash differently from the recorded one: the frozen
 PME is not stored with Stage-II, so another PME would silently give another model.
@@ -24,6 +25,7 @@ from moviead.checkpoints import load_checkpoint_safely
 from moviead.export_files import CAPTIONER_CONFIG, CAPTIONER_WEIGHTS
 from moviead.recipes import build_recipe
 from moviead.recipes.base import CHECKPOINT_KEY, Recipe, Stage1CheckpointError, resolved_config
+from moviead.recipes.stored_paths import resolve_stored_inputs, run_dir_of
 
 EXPORT_FORMAT = "moviead.captioner"
 EXPORT_VERSION = 1
@@ -108,8 +110,13 @@ def load_captioner_checkpoint(
     ``config_files`` (YAML, e.g. a data config) and then ``overrides`` (``key=value``) are merged over the stored
     config before the model is built, so evaluation can point the same model at other data.
 
+    The stored paths of its frozen inputs (decoder, tokenizer, Stage-I export, sentence encoder) are looked for
+    as stored, then relative to the run folder (:mod:`moviead.recipes.stored_paths`; the entry's ``run_dir`` is
+    the run folder it was written in).
+
     Raises:
         FileNotFoundError: the checkpoint does not exist.
+        MissingStoredInputError: a stored input cannot be found (says which override supplies it).
         ValueError: the file is not a moviead Stage-II checkpoint, or its weights do not fit its config.
         Stage1MismatchError: ``captioning.stage1`` hashes differently from the Stage-I export it was trained on
             (a checkpoint without a recorded hash only warns).
@@ -123,6 +130,7 @@ def load_captioner_checkpoint(
         raise ValueError(f"{path} holds no moviead Stage-II entry (config and Stage-I export): was it written by "
                          "`moviead train` with task=captioning?")
     cfg = _config_from(info["config"], config_files, overrides)
+    resolve_stored_inputs(cfg, info["config"], path, path.parent.parent, info.get("run_dir"))
     check_stage1(cfg, info.get("stage1_sha256"), info.get("stage1"), path, recorded="stage1_sha256" in info)
     recipe = build_recipe(cfg, run_dir=path.parent.parent)
     prefix = "captioner."
@@ -142,6 +150,7 @@ def captioner_export_config(cfg: DictConfig, stage1_hash: str | None = None) -> 
         "loader": {"frames": full["loader"]["frames"]},
     }
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": sections,
+            "run_dir": run_dir_of(full),
             "stage1": full["captioning"]["stage1"],
             "stage1_sha256": stage1_hash if stage1_hash is not None else stage1_sha256(cfg)}
 
@@ -170,6 +179,8 @@ def load_captioner_export(
 
     Raises:
         FileNotFoundError: the folder, its config or its weights are missing.
+        MissingStoredInputError: a stored input (decoder, tokenizer, Stage-I export, sentence encoder) cannot be
+            found (says which override supplies it).
         ValueError: not a captioner export, or weights that do not fit the config.
         Stage1MismatchError: ``captioning.stage1`` hashes differently from the Stage-I export it was trained on.
     """
@@ -185,6 +196,7 @@ def load_captioner_export(
     if stored.get("format") != EXPORT_FORMAT or "config" not in stored:
         raise ValueError(f"{config_path} is not a moviead captioner export config (format {EXPORT_FORMAT!r})")
     cfg = _config_from(stored["config"], config_files, overrides)
+    resolve_stored_inputs(cfg, stored["config"], folder, folder.parent, stored.get("run_dir"))
     check_stage1(cfg, stored.get("stage1_sha256"), stored.get("stage1"), folder)
     recipe = build_recipe(cfg, run_dir=folder.parent)
     _load_trainable(recipe, load_file(str(weights)), weights)

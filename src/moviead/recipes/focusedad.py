@@ -16,8 +16,9 @@ from moviead.data.captioning_collate import CaptioningCollator
 from moviead.data.features import open_feature_store
 from moviead.data.formats.storyboard import read_best_query_bank
 from moviead.data.records import DatasetName
-from moviead.focused.captioner import CHARACTER_TOKEN_SOURCES, FocusedCaptioner
+from moviead.focused.captioner import CHARACTER_TOKEN_SOURCES, CONNECTORS, FocusedCaptioner
 from moviead.focused.data import FocusedCollator, InstructionSettings
+from moviead.focused.recognition import movie_queries
 from moviead.focused.templates import NAME_MODES
 from moviead.recipes.base import Recipe, build_decoder, build_visual_encoder, context_requirements
 
@@ -33,6 +34,8 @@ def _check(cfg: DictConfig) -> None:
         problems.append(f"captioning.focused.names must be one of {NAME_MODES}, got {focused.names!r}")
     if focused.character_tokens not in CHARACTER_TOKEN_SOURCES:
         problems.append(f"captioning.focused.character_tokens must be one of {CHARACTER_TOKEN_SOURCES}")
+    if focused.connector not in CONNECTORS:
+        problems.append(f"captioning.focused.connector must be one of {CONNECTORS}, got {focused.connector!r}")
     if focused.character_tokens == "box" and not focused.patch_features:
         problems.append("character_tokens=box needs captioning.focused.patch_features (patch features (T, H', W', D) "
                         "per global_id, relative to data.root), or set character_tokens=frame")
@@ -52,10 +55,9 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
     pme, visual_dim = build_visual_encoder(cfg)
     parts = build_decoder(cap.decoder, visual_dim, instruction="")
     root = Path(cfg.data.root)
-    bank_names = None
-    if focused.names == "recognised":
-        bank = read_best_query_bank(root / cfg.data.storyboard.best_query)
-        bank_names = {movie: frozenset(names) for movie, names in bank.items()}
+    bank = None
+    if focused.names == "recognised":  # recognition compares each face's embedding with these vectors (eqs. 5-6)
+        bank = movie_queries(read_best_query_bank(root / cfg.data.storyboard.best_query))
     patch_path, character_dim = None, int(cfg.data.feature_dim)
     if focused.character_tokens == "box":
         patch_path = root / focused.patch_features
@@ -65,9 +67,11 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
     captioner = FocusedCaptioner(
         parts.decoder, pme=pme, n_soft=int(focused.n_soft), character_tokens=focused.character_tokens,
         character_dim=character_dim, tokens_per_region=int(focused.tokens_per_region),
+        connector=focused.connector, connector_hidden_dim=focused.connector_hidden_dim,
     )
     settings = InstructionSettings(
-        names=focused.names, bank_names=bank_names, threshold=float(focused.threshold),
+        names=focused.names, bank=bank, records_path=str(root / cfg.data.storyboard.annotations),
+        threshold=float(focused.threshold),
         min_confidence=float(focused.min_confidence), max_characters=int(focused.max_characters),
         region_tokens=focused.character_tokens != "none",
     )

@@ -24,7 +24,7 @@ def pme_tokenizer(cfg: DictConfig) -> Any:
     Raises:
         ValueError: the tokenizer has more tokens than the PME's embedding table.
     """
-    tokenizer = load_hf_tokenizer(cfg.pme.tokenizer)
+    tokenizer = load_hf_tokenizer(cfg.pme.tokenizer, key="pme.tokenizer")
     if len(tokenizer) > cfg.pme.model.vocab_size:
         raise ValueError(
             f"the tokenizer {cfg.pme.tokenizer} has {len(tokenizer)} tokens but pme.model.vocab_size is "

@@ -26,12 +26,16 @@ RNG state is touched. Layout written under ``out``::
     mad/mad-v2-ad-named.csv                movie,start,end,text
     mad/mad-v2-ad-unnamed.csv              same rows, names replaced by "someone"/"Someone"
     mad/mad-v2-subs.csv                    movie,start,end,text
-    mad/mad_split.json                     {"EVAL": [...], "TRAIN": [...]} (about 80/20 by movie)
+    mad/mad_split.json                     {"EVAL": [...], "TRAIN": [...]} (about 80/20 by movie; EVAL is the
+                                           test set, validation is carved from TRAIN: data.val_movies)
     lsmdc/LSMDC16_annos_{training,val,test}.csv (+ *_someone.csv)   TSV, no header, 6 columns
     lsmdc/lsmdc_clip_features.h5           float16 (T_clip, D) per clip id
-    storyboard/storyboard_v2.json          list of Storyboard-v2 records
+    storyboard/storyboard_v2.json          list of Storyboard-v2 records, with each detection's face embedding
+                                           and its true name (scoring only; premises in writers.write_storyboard)
     storyboard/storyboard_clip_features.h5 float16 (T_clip, D) per global_id
-    storyboard/best_query/{imdbid}/{NAME}.npy   float32 (1, 512), L2-normalised
+    storyboard/best_query/{imdbid}/{NAME}.npy   float32 (1, 512), L2-normalised, chosen from the portraits (eqs. 1-3)
+    storyboard/actor_query/{imdbid}/{NAME}.npy  the same from the actor's photos (their mean: Table 1's B2 bank)
+    storyboard/portraits/{imdbid}/{NAME}/faces.npy, actor_photos/...   the embeddings the two banks come from
     tokenizers/bert-wordpiece/             BERT WordPiece tokenizer of the toy words (Stage-I text encoders)
     tokenizers/byte-bpe/                   byte-level BPE tokenizer of the toy texts (OPT-like, Stage-II decoders)
     decoders/tiny-opt/                     random-init tiny OPT (H 128, 2 layers) with that BPE tokenizer

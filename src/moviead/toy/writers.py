@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,49 +154,133 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+FILM_SHIFT = 1.5  # norm of a character's in-film appearance shift, relative to its unit identity
+FACE_NOISE = (0.3, 6.0)  # per-detection noise norm, log-uniform in this range (pose, blur, profile faces)
+UNSURE = 0.15  # share of clips with one more face the detector is unsure of (confidence 0.5-0.7: skipped)
+PORTRAITS = (9, 2, 1)  # per character: clean in-film crops, crops of another character (mislabelled), one blurred
+ACTOR_PHOTOS = 6
+TOY_TAU = 1.3  # τ of the labels written with the detections (FocusedAD's released code)
+_EMBEDDING_DECIMALS = 4
+
+
+def _noise(rng: np.random.Generator, norm: float | np.ndarray, n: int | None = None) -> np.ndarray:
+    """Random directions (n, FACE_DIM) (or (FACE_DIM,)) scaled to ``norm``."""
+    shape = (FACE_DIM,) if n is None else (n, FACE_DIM)
+    return _unit(rng.standard_normal(shape)) * (np.asarray(norm)[..., None] if np.ndim(norm) else norm)
+
+
+def _save_rows(folder: Path, name: str, rows: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / f"{name}.npy", rows.astype(np.float32))
+
+
+def _fresh(folder: Path) -> None:
+    """``folder`` emptied of an earlier run's files (another seed may have other characters)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+def toy_face_banks(rng: np.random.Generator, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray],
+                                                                         dict[str, np.ndarray]]:
+    """One movie's face world (:func:`write_storyboard`): the characters' in-film looks (C, D), and per name its
+    portrait embeddings (12, D) and its actor's photo embeddings (6, D), all unit rows."""
+    identity = _unit(rng.standard_normal((len(names), FACE_DIM)))  # who the actor is, in every film
+    film = _unit(identity + _noise(rng, FILM_SHIFT, len(names)))  # how the character looks in this film
+    clean, wrong, blurred = PORTRAITS
+    portraits, photos = {}, {}
+    for c, name in enumerate(names):
+        crops = [film[c] + _noise(rng, rng.uniform(0.15, 0.35, clean), clean)]
+        others = [o for o in range(len(names)) if o != c]
+        crops += [film[others[int(rng.integers(len(others)))]] + _noise(rng, 0.7) for _ in range(wrong)]
+        crops += [film[c] + _noise(rng, 3.0) for _ in range(blurred)]
+        portraits[name] = _unit(np.concatenate([np.atleast_2d(x) for x in crops]))
+        photos[name] = _unit(identity[c] + _noise(rng, 0.3, ACTOR_PHOTOS))
+    return film, portraits, photos
+
+
 def write_storyboard(out: Path, world: ToyWorld, seed: int, fps: float) -> int:
+    """Storyboard-v2 records with face embeddings, and per movie a best-query bank built from portraits.
+
+    Premises (one movie; D = 512, every vector L2-normalised; draws from the movie's own random stream):
+
+    - each character has an **identity** u_c (a random direction: the actor) and, in this film, a **look**
+      v_c = unit(u_c + a_c) with a_c a random shift of norm 1.5 (make-up, hair, age, the film's lighting);
+    - a detected face of c in a clip is unit(v_c + n), n random of norm log-uniform in [0.3, 8] (pose, blur,
+      profile), detector confidence in [0.8, 1]; a face of someone else (``other``) is a random direction;
+      15% of the clips have one more face the detector is unsure of (confidence in [0.5, 0.7): recognition skips
+      it), of a character of the clip's type (a stranger in type 3, a main character in types 1 and 2);
+    - the **portraits** of c (Storyboard20K-like crops of the film's annotated character boxes) are 9 clean crops
+      unit(v_c + n), |n| in [0.15, 0.35], 2 crops of another character of the film (mislabelled boxes, |n| 0.7)
+      and 1 blurred crop (|n| 3); the **best query** of c is chosen from them by eqs. 1-3
+      (:func:`moviead.focused.char_bank.write_bank`, k = 3, the toy's seed);
+    - the actor's **photos** are 6 faces unit(u_c + n), |n| 0.3 (no film look); the **actor query** is their
+      normalised mean (k = 1), FocusedAD Table 1's B2 bank.
+
+    Written under ``out``: ``storyboard_v2.json`` (each detection's embedding under ``face embeddings``, rounded to
+    4 decimals; its label and distance as recognised from that embedding with the best-query bank at τ = 1.3, faces
+    below confidence 0.7 labelled ``other``; the ground truth under ``true characters``, used only for scoring),
+    ``best_query/{imdbid}/{NAME}.npy`` and ``actor_query/{imdbid}/{NAME}.npy`` (float32 (1, 512)), the embeddings
+    they were built from as ``portraits/{imdbid}/{NAME}/faces.npy`` (12, 512) and
+    ``actor_photos/{imdbid}/{NAME}/faces.npy`` (6, 512) (``moviead build-char-bank --embeddings portraits --k 3
+    --seed SEED`` rebuilds the best-query bank from them, ``--k 1`` on the photos the actor bank), and the clip
+    features.
+    """
+    from moviead.focused.char_bank import write_bank
+    from moviead.focused.face_sets import make_face_set
+
     records, clips = [], {}
     for movie, frames in zip(world.plans, world.features):
         rng = _rng(seed, _STORYBOARD, movie.index)
         names = movie.names()
-        identity = _unit(rng.standard_normal((len(names), FACE_DIM)))  # per-character face identity
-        queries = _unit(identity + 0.1 * rng.standard_normal(identity.shape) / np.sqrt(FACE_DIM))
-        bank = out / "best_query" / movie.imdb_id
-        bank.mkdir(parents=True, exist_ok=True)
-        for stale in bank.glob("*.npy"):  # characters of an earlier run with another seed
-            stale.unlink()
-        for name, query in zip(names, queries):
-            np.save(bank / f"{name}.npy", query[None].astype(np.float32))
+        film, portraits, photos = toy_face_banks(rng, names)
+        sets = ((portraits, "portraits", "best_query", 3), (photos, "actor_photos", "actor_query", 1))
+        for faces, folder, bank, k in sets:
+            _fresh(out / folder / movie.imdb_id)
+            _fresh(out / bank / movie.imdb_id)
+            for name in names:
+                _save_rows(out / folder / movie.imdb_id / name, "faces", faces[name])
+            saved = [np.load(out / folder / movie.imdb_id / name / "faces.npy") for name in names]
+            labelled = make_face_set(np.concatenate(saved), [n for n, rows in zip(names, saved) for _ in rows],
+                                     [movie.imdb_id] * sum(len(rows) for rows in saved))
+            write_bank(labelled, out / bank, k=k, seed=seed)  # what `moviead build-char-bank --embeddings` does
+        queries = np.stack([np.load(out / "best_query" / movie.imdb_id / f"{n}.npy")[0].astype(np.float64)
+                            for n in names])
         height, width = RESOLUTIONS[int(rng.integers(len(RESOLUTIONS)))]
 
-        def detection(who: int | None) -> dict[str, list[float]]:
-            """Box [x1, y1, x2, y2] in pixels, confidence, L2 distance of the face to its best query."""
-            face = _unit(rng.standard_normal(FACE_DIM))
-            if who is None:  # someone else, not recognised: nearest best query at L2 distance >= 1.3
-                dist = 0.0
-                while dist < 1.3:
-                    face = _unit(rng.standard_normal(FACE_DIM))
-                    dist = float(np.min(np.linalg.norm(queries - face, axis=1)))
+        def detection(who: int | None, unsure: bool = False) -> tuple[dict[str, list[float]], list[float], str]:
+            """The ``detect characters`` entry (label recognised from the embedding: box [x1, y1, x2, y2] in pixels,
+            confidence, L2 distance to the nearest best query), the face embedding and the true name."""
+            if who is None:
+                face = _unit(rng.standard_normal(FACE_DIM))
             else:
-                face = _unit(identity[who] + 0.6 * face)
-                dist = float(np.linalg.norm(face - queries[who]))
+                sigma = float(np.exp(rng.uniform(*np.log(FACE_NOISE))))
+                face = _unit(film[who] + _noise(rng, sigma))
+            face = np.round(face, _EMBEDDING_DECIMALS)
+            confidence = round(float(rng.uniform(0.5, 0.7) if unsure else rng.uniform(0.8, 1.0)), 3)
+            confidence = min(confidence, 0.699) if unsure else confidence
+            distances = np.linalg.norm(queries - face, axis=1)
+            nearest = int(distances.argmin())
+            recognised = names[nearest] if distances[nearest] < TOY_TAU and confidence >= 0.7 else "other"
             box_w = float(rng.uniform(0.1, 0.3)) * width
             x1, y1 = float(rng.uniform(0, width - box_w)), float(rng.uniform(0, height - 1.3 * box_w))
             box = [round(v, 1) for v in (x1, y1, x1 + box_w, y1 + 1.3 * box_w)]
-            label = "other" if who is None else names[who]
-            return {label: [*box, round(float(rng.uniform(0.8, 1.0)), 3), round(dist, 3)]}
+            entry = {recognised: [*box, confidence, round(float(distances[nearest]), 6)]}
+            return entry, [float(x) for x in face], "other" if who is None else names[who]
 
         for index, ad in enumerate(movie.ads):
             kind = int(rng.choice([1, 2, 3], p=[0.6, 0.25, 0.15]))
             main = names.index(ad.sentence.name)
             if kind == 3:
-                detections = [detection(None) for _ in range(int(rng.integers(0, 2)))]
+                who: list[int | None] = [None] * int(rng.integers(0, 2))
             else:
-                detections = [detection(main)]
+                who = [main]
                 if rng.random() < 0.3:
-                    detections.append(detection(int(rng.choice([i for i in range(len(names)) if i != main]))))
+                    who.append(int(rng.choice([i for i in range(len(names)) if i != main])))
                 if kind == 2:
-                    detections += [detection(None) for _ in range(int(rng.integers(1, 3)))]
+                    who += [None] * int(rng.integers(1, 3))
+            detections = [detection(w) for w in who]
+            if rng.random() < UNSURE:  # a face the detector is unsure of: not recognised, whoever it is
+                detections.append(detection(None if kind == 3 else int(rng.integers(len(names))), unsure=True))
             text = world.text(ad.sentence)
             global_id = f"{movie.imdb_id}_{index:04d}"
             records.append({
@@ -207,7 +292,9 @@ def write_storyboard(out: Path, world: ToyWorld, seed: int, fps: float) -> int:
                 "#characters": len(detections),
                 "synopses": g.replace_names(text, names, "someone") if kind == 3 else text,
                 "movie_clips": f"clips/{movie.imdb_id}/{global_id}.mp4",
-                "detect characters": detections,
+                "detect characters": [d[0] for d in detections],
+                "face embeddings": [d[1] for d in detections],
+                "true characters": [d[2] for d in detections],
             })  # fmt: skip
             first, stop = frame_range(ad.start_ms, ad.end_ms, fps)
             clips[global_id] = frames[first:stop]

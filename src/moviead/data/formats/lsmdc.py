@@ -25,6 +25,7 @@ from moviead.data.text_io import open_text
 logger = logging.getLogger(__name__)
 
 NUM_COLUMNS = 6
+MULTI_SENTENCE_SET_SIZE = 5  # clips per set in LSMDC's multi-sentence description (LoCo-MAD's L_c on LSMDC)
 COLUMNS = ("clip id", "start aligned", "end aligned", "start extracted", "end extracted", "sentence")
 _CLOCK = re.compile(r"^(\d+)\.(\d{1,2})\.(\d{1,2})\.(\d+)$")
 _CLIP_ID = re.compile(r"^(?P<movie>.+)_\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$")
@@ -116,10 +117,14 @@ def read_lsmdc_tsv(path: str | Path) -> list[LSMDCRecord]:
     return records
 
 
-def group_multi_sentence(records: Sequence[LSMDCRecord], group_size: int = 5) -> list[list[LSMDCRecord]]:
-    """Consecutive clips of the same movie, in file order, in groups of ``group_size`` (LSMDC multi-sentence).
+def group_multi_sentence(
+    records: Sequence[LSMDCRecord], group_size: int = MULTI_SENTENCE_SET_SIZE
+) -> list[list[LSMDCRecord]]:
+    """Consecutive clips of the same movie, in the order given (file order), in groups of ``group_size`` (LSMDC
+    multi-sentence). The LSMDC loader groups each movie's clips in time order and bounds context by the groups.
 
-    A new group starts whenever the movie changes; a trailing group shorter than ``group_size`` is kept.
+    A new group starts whenever the movie changes; a trailing group shorter than ``group_size`` is kept. Every
+    record counts, a duplicated clip's two sentences included.
     """
     if group_size < 1:
         raise ValueError(f"group_size must be at least 1, got {group_size}")

@@ -6,9 +6,15 @@ Record JSON: a list of records, or an object ``{id: record}``. Each record::
      "main characters": ["ANNA", "BEN"], "#characters": 2,
      "synopses": "ANNA ...",                       # the AD: a string, or a list of strings (joined by a space)
      "movie_clips": "movie_clips/tt0926084/1257/5.mp4",
-     "detect characters": [{"ANNA": [x1, y1, x2, y2, conf, dist]}, ...]}   # optional, each dict 1+ names
+     "detect characters": [{"ANNA": [x1, y1, x2, y2, conf, dist]}, ...],  # optional, each dict 1+ names
+     "face embeddings": [[e1, ..., eD], ...],      # optional (ours): one per detection, in detection order
+     "true characters": ["ANNA", "other", ...]}    # optional (ours): ground truth per detection, for scoring only
 
-``type`` is 1 (main characters only), 2 (main and other characters) or 3 (no main character).
+``type`` is 1 (main characters only), 2 (main and other characters) or 3 (no main character). The detections are
+numbered in file order (a dict with two names gives two detections). A detection's stored name is not what
+FocusedAD uses: Stage-II recognises each face again from its embedding with the best-query bank
+(:mod:`moviead.focused.recognition`); the stored names (or ``true characters`` when given) are the ground truth
+recognition is scored against. ``moviead recognise`` rewrites the names and distances with a given bank.
 
 Best-query bank: ``best_query/{imdbid}/{NAME}.npy``, each float32 of shape (1, D), L2-normalised.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 KEYS = ("movie_id", "global_id", "type", "resolution", "main characters", "#characters", "synopses", "movie_clips")
 DETECTIONS = "detect characters"
+EMBEDDINGS = "face embeddings"
+TRUTH = "true characters"
 NORM_TOLERANCE = 1e-3
 _SAFE_NAME = re.compile(r"^[^/\\\x00]+$")
 
@@ -59,6 +68,34 @@ def _detections(path: Path, record: str, value: Any) -> tuple[CharacterBox, ...]
                 raise _bad(path, record, f"{DETECTIONS}: {name}", "a box with x1 <= x2 and y1 <= y2", box, fix)
             boxes.append(CharacterBox(str(name), (x1, y1, x2, y2), confidence, distance))
     return tuple(boxes)
+
+
+def _with_extras(path: Path, record: str, obj: Any, boxes: tuple[CharacterBox, ...]) -> tuple[CharacterBox, ...]:
+    """``boxes`` with the record's optional ``face embeddings`` and ``true characters`` attached, in order."""
+    embeddings, truth = obj.get(EMBEDDINGS), obj.get(TRUTH)
+    fix = f"give one entry per detection of {DETECTIONS!r}, in the same order"
+    if embeddings is not None:
+        if not isinstance(embeddings, list) or len(embeddings) != len(boxes):
+            found = len(embeddings) if isinstance(embeddings, list) else embeddings
+            raise _bad(path, record, EMBEDDINGS, f"a list of {len(boxes)} embeddings (one per detection)", found, fix)
+        dims = set()
+        for i, vector in enumerate(embeddings):
+            if vector is None:
+                continue
+            if not isinstance(vector, list) or not vector or not all(_is_number(x) for x in vector):
+                raise _bad(path, record, f"{EMBEDDINGS}[{i}]", "a list of finite numbers", str(vector)[:60],
+                           "write each face embedding as a list of D numbers (or null)")
+            dims.add(len(vector))
+        if len(dims) > 1:
+            raise _bad(path, record, EMBEDDINGS, "embeddings of one dimension", sorted(dims), "embed every face alike")
+        boxes = tuple(box if e is None else replace(box, embedding=tuple(float(x) for x in e))
+                      for box, e in zip(boxes, embeddings))
+    if truth is not None:
+        if (not isinstance(truth, list) or len(truth) != len(boxes)
+                or not all(t is None or (isinstance(t, str) and t.strip()) for t in truth)):
+            raise _bad(path, record, TRUTH, f"a list of {len(boxes)} names (one per detection, or null)", truth, fix)
+        boxes = tuple(box if t is None else replace(box, truth=t.strip()) for box, t in zip(boxes, truth))
+    return boxes
 
 
 def _record(path: Path, record: str, obj: Any) -> StoryboardRecord:
@@ -95,15 +132,13 @@ def _record(path: Path, record: str, obj: Any) -> StoryboardRecord:
         num_characters=count,
         synopsis=require_text(path, record, "synopses", synopsis),
         clip_path=clip_path.strip(),
-        detections=_detections(path, record, obj.get(DETECTIONS, [])),
+        detections=_with_extras(path, record, obj, _detections(path, record, obj.get(DETECTIONS, []))),
     )
 
 
-def read_storyboard_json(path: str | Path) -> list[StoryboardRecord]:
-    """Read Storyboard-v2 records (a JSON list, or an object of id -> record), in file order.
-
-    A record equal in every field to an earlier one is dropped; the count is logged.
-    """
+def storyboard_items(path: str | Path) -> tuple[Any, list[tuple[str, Any, StoryboardRecord]]]:
+    """The parsed JSON of a Storyboard-v2 file and, in file order, each record's (where, JSON object, record),
+    duplicates included (what a tool rewriting the file in place needs)."""
     path = Path(path)
     data = load_json(path)
     if isinstance(data, list):
@@ -115,11 +150,31 @@ def read_storyboard_json(path: str | Path) -> list[StoryboardRecord]:
             path, f"expected a JSON list of records (or an object of id -> record), found {type(data).__name__}",
             "use FocusedAD's Storyboard-v2 JSON",
         )
+    return data, [(where, obj, _record(path, where, obj)) for where, obj in items]
+
+
+def detections_json(detections: tuple[CharacterBox, ...]) -> dict[str, list[Any]]:
+    """The record keys that hold ``detections``: ``detect characters`` (one {name: [x1, y1, x2, y2, conf, dist]}
+    each) and, when any detection has them, ``face embeddings`` and ``true characters``."""
+    out: dict[str, list[Any]] = {DETECTIONS: [{b.name: [*b.box, b.confidence, b.distance]} for b in detections]}
+    if any(b.embedding is not None for b in detections):
+        out[EMBEDDINGS] = [None if b.embedding is None else list(b.embedding) for b in detections]
+    if any(b.truth is not None for b in detections):
+        out[TRUTH] = [b.truth for b in detections]
+    return out
+
+
+def read_storyboard_json(path: str | Path) -> list[StoryboardRecord]:
+    """Read Storyboard-v2 records (a JSON list, or an object of id -> record), in file order.
+
+    A record equal in every field to an earlier one is dropped; the count is logged.
+    """
+    path = Path(path)
+    _, items = storyboard_items(path)
     records: list[StoryboardRecord] = []
     seen: set[StoryboardRecord] = set()
     duplicates: list[str] = []
-    for where, obj in items:
-        parsed = _record(path, where, obj)
+    for where, _, parsed in items:
         if parsed in seen:
             duplicates.append(where)
             continue

@@ -1,0 +1,205 @@
+"""Train and evaluate every (seed, run) of an ablation spec, in parallel worker processes, resumably.
+
+Layout under ``out`` (default ``runs/ablations``)::
+
+    data/                      the toy world (``moviead make-toy-data``), with world.json saying which one
+    seed<S>/<run>/             a ``moviead train`` run folder (``eval/`` holds ``moviead evaluate``'s output)
+    seed<S>/<run>.result.json  the run's metrics, written last: a rerun skips a (seed, run) that has one
+    logs/seed<S>-<run>.log     everything the run's commands printed
+
+Each training and evaluation is a subprocess (``python -m moviead ...``), so a crash loses one run, not the sweep,
+and a rerun resumes: finished runs are read back, an interrupted training goes on from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from moviead.ablation.spec import STAGE1_PREFIX, AblationSpec, AblationSpecError, RunResult, RunSpec
+from moviead.metrics.distinctive import distinctive_word_recall
+
+Command = list[str]
+
+
+@dataclass(frozen=True)
+class AblationPaths:
+    """Where a sweep writes; see the module docstring."""
+
+    out: Path
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    def run_dir(self, seed: int, run: str) -> Path:
+        return self.out / f"seed{seed}" / run
+
+    def result(self, seed: int, run: str) -> Path:
+        return self.out / f"seed{seed}" / f"{run}.result.json"
+
+    def log(self, seed: int, run: str) -> Path:
+        return self.out / "logs" / f"seed{seed}-{run}.log"
+
+
+def _moviead(*args: str) -> Command:
+    return [sys.executable, "-m", "moviead", *args]
+
+
+def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
+    """Write the spec's toy world under ``paths.data`` unless it is there; returns the MAD-layout root.
+
+    Raises:
+        AblationSpecError: ``paths.data`` holds another world (other version, movie count or seed).
+    """
+    marker = paths.data / "world.json"
+    wanted = {"version": spec.world.version, "movies": spec.world.movies, "seed": spec.world.seed}
+    if marker.is_file():
+        found = json.loads(marker.read_text(encoding="utf-8"))
+        if found != wanted:
+            raise AblationSpecError(f"{paths.data} holds the toy world {found}, the spec wants {wanted}: "
+                                    "remove that folder or give another --out")
+        return paths.data / "mad"
+    paths.data.mkdir(parents=True, exist_ok=True)
+    run(_moviead("make-toy-data", "--out", str(paths.data), "--world", spec.world.version, "--movies",
+                 str(spec.world.movies), "--seed", str(spec.world.seed)), paths.out / "logs" / "make-toy-data.log")
+    marker.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")
+    return paths.data / "mad"
+
+
+def train_command(spec: AblationSpec, paths: AblationPaths, data_root: Path, seed: int, run: RunSpec) -> Command:
+    """``moviead train`` of one (seed, run): files, ``data.root``, the spec's common overrides, the run's own,
+    then the seed, the name, the run folder, the W&B group (the run: its seeds together) and tags (``ablation`` and
+    the rows the run is a side of), and the Stage-I export a Stage-II run builds on."""
+    rows = sorted(row.name for row in spec.rows.values() if run.name in (row.better.run, row.worse.run))
+    overrides = [f"data.root={data_root}", *spec.common, *run.overrides, f"seed={seed}", f"name={run.name}",
+                 f"trainer.default_root_dir={paths.out / f'seed{seed}'}", f"logger.wandb.group=ablation-{run.name}",
+                 f"logger.wandb.tags=[ablation,{','.join(rows)}]"]
+    if run.stage1:
+        overrides.append(f"captioning.stage1={paths.run_dir(seed, run.stage1) / 'export'}")
+    return _moviead("train", *run.files, *overrides)
+
+
+def evaluate_command(spec: AblationSpec, paths: AblationPaths, seed: int, run: RunSpec) -> Command:
+    """``moviead evaluate`` of a Stage-II run on the test split, in the modes its rows need."""
+    return _moviead("evaluate", "--checkpoint", str(paths.run_dir(seed, run.name)), "--split", "test", "--mode",
+                    ",".join(spec.modes_of(run.name)), "--restart", *spec.eval_args)
+
+
+def last_logged(metrics_csv: Path) -> dict[str, float]:
+    """The last non-empty value of each column of a CSV logger's ``metrics.csv`` (``epoch``/``step`` left out)."""
+    values: dict[str, float] = {}
+    with open(metrics_csv, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value not in ("", None):
+                    values[key] = float(value)
+    return values
+
+
+def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: RunSpec) -> dict[str, dict[str, float]]:
+    """Per mode: ``moviead evaluate``'s numeric metrics plus ``distinct_recall`` from the predictions."""
+    out: dict[str, dict[str, float]] = {}
+    for mode in spec.modes_of(run.name):
+        folder = paths.run_dir(seed, run.name) / "eval" / f"test-{mode}"
+        scores = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        metrics = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+        metrics["distinct_recall"] = distinctive_word_recall(
+            ((r["movie"], r["index"], r["gt"], r["pred"]) for r in rows), spec.distinct_context)
+        out[mode] = metrics
+    return out
+
+
+def _identity(arguments: list[str]) -> list[str]:
+    """What decides a run's result: its command without the logger settings (W&B group and tags)."""
+    return [a for a in arguments if not a.startswith("logger.")]
+
+
+class AblationRunner:
+    """Runs a spec's jobs with ``jobs`` worker processes at a time; :meth:`run` returns every result.
+
+    ``execute(command, log)`` runs one command (tests replace it); by default a subprocess whose output goes to
+    ``log``, with the CPU threads shared between the workers.
+    """
+
+    def __init__(self, spec: AblationSpec, out: Path, jobs: int = 2,
+                 execute: Callable[[Command, Path], None] | None = None) -> None:
+        if jobs < 1:
+            raise AblationSpecError(f"--jobs must be >= 1, got {jobs}")
+        self.spec, self.paths, self.jobs = spec, AblationPaths(Path(out)), jobs
+        self.execute = execute or self._subprocess
+
+    def _subprocess(self, command: Command, log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        threads = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"$ {' '.join(command)}\n")
+            handle.flush()
+            code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        if code != 0:
+            raise RuntimeError(f"`{' '.join(command[2:5])} ...` exited with {code}: see {log}")
+
+    def _job(self, seed: int, run: RunSpec, data_root: Path, before: Future | None) -> RunResult:
+        if before is not None and before.result().error:
+            return RunResult(error=f"its Stage-I run {run.stage1!r} failed")
+        result_path = self.paths.result(seed, run.name)
+        command = train_command(self.spec, self.paths, data_root, seed, run)
+        if result_path.is_file():
+            saved = json.loads(result_path.read_text(encoding="utf-8"))
+            if _identity(saved.get("command") or []) == _identity(command[1:]):
+                return RunResult(metrics=saved["metrics"])
+        folder, log = self.paths.run_dir(seed, run.name), self.paths.log(seed, run.name)
+        try:
+            if (folder / "checkpoints" / "last.ckpt").is_file() and not result_path.is_file():
+                self.execute([*command, "--resume"], log)  # an interrupted training goes on
+            else:
+                self.execute([*command, "--overwrite"] if folder.exists() else command, log)
+            if run.stage == 1:
+                metrics = {"-": {f"{STAGE1_PREFIX}{k}": v for k, v in last_logged(folder / "metrics.csv").items()}}
+            else:
+                self.execute(evaluate_command(self.spec, self.paths, seed, run), log)
+                metrics = stage2_metrics(self.spec, self.paths, seed, run)
+        except (RuntimeError, OSError, KeyError, ValueError) as err:
+            return RunResult(error=str(err))
+        tmp = result_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"command": command[1:], "metrics": metrics}, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(result_path)  # written last and atomically: its presence means the run is complete
+        return RunResult(metrics=metrics)
+
+    def run(self) -> dict[tuple[int, str], RunResult]:
+        """Every (seed, run) of the spec: Stage-I runs are queued first, a Stage-II run waits for its Stage-I."""
+        data_root = ensure_world(self.spec, self.paths, self.execute).resolve()
+        ordered = sorted(self.spec.runs.values(), key=lambda r: r.stage)
+        futures: dict[tuple[int, str], Future] = {}
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool, tqdm(total=len(ordered) * len(self.spec.seeds),
+                                                                      desc="ablation runs", unit="run") as bar:
+            for run in ordered:
+                for seed in self.spec.seeds:
+                    before = futures[(seed, run.stage1)] if run.stage1 else None
+                    future = pool.submit(self._job, seed, run, data_root, before)
+                    future.add_done_callback(lambda f, s=seed, r=run.name: self._report(bar, s, r, f, started))
+                    futures[(seed, run.name)] = future
+            results = {key: future.result() for key, future in futures.items()}
+        return results
+
+    @staticmethod
+    def _report(bar: tqdm, seed: int, run: str, future: Future, started: float) -> None:
+        result = future.result()
+        minutes = (time.monotonic() - started) / 60
+        state = f"FAILED: {result.error}" if result.error else "done"
+        bar.write(f"[{minutes:5.1f} min] seed {seed} {run}: {state}")
+        bar.update(1)

@@ -1,0 +1,189 @@
+"""`moviead ablate`: the spec, the runner's commands and resumption (with a fake executor), the row summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from moviead.ablation.runner import AblationRunner, train_command
+from moviead.ablation.spec import AblationSpecError, RunResult, load_spec
+from moviead.ablation.summary import format_markdown, summarise, write_summary
+from moviead.cli import main
+from moviead.config import load_config
+from moviead.metrics.distinctive import distinctive_word_counts, distinctive_word_recall
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "configs" / "ablations" / "toy.yaml"
+
+
+def test_the_toy_spec_names_every_row_the_issue_asks_for():
+    spec = load_spec(SPEC)
+    tables = {(row.paper, row.table) for row in spec.rows.values()}
+    assert {("LoCo-MAD", "Table 1"), ("LoCo-MAD", "Table 4"), ("LoCo-MAD", "Table 5"), ("LoCo-MAD", "Table 6"),
+            ("DistinctAD", "Stage-II"), ("DistinctAD", "Stage-I")} <= tables
+    assert spec.seeds == (0, 1, 2)
+    assert {"t6_dsm_k2", "t6_dsm_k3", "em_repetition"} <= set(spec.quick_rows)
+
+
+def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
+    """Each run's files + overrides load (unknown keys and bad values would raise), and the resolved values are the
+    ones the rows compare: L_c = 10 with top-k for the DSM rows, the last k without it, the Stage-I loss weights."""
+    spec = load_spec(SPEC)
+    resolved = {}
+    for run in spec.runs.values():
+        command = train_command(spec, AblationRunner(spec, tmp_path).paths, tmp_path / "mad", 1, run)
+        files = [str(ROOT / f) for f in run.files]
+        overrides = [c for c in command[4:] if "=" in c and not c.endswith(".yaml")]
+        resolved[run.name] = load_config(files, overrides)
+    assert resolved["loco_dsm_k3"].captioning.context_size == 10 and resolved["loco_dsm_k3"].captioning.dsm.top_k == 3
+    assert resolved["loco_dsm_k2"].captioning.dsm.top_k == 2
+    assert not resolved["loco_recent_2"].captioning.dsm.enabled and resolved["loco_recent_2"].captioning.context_size == 2
+    assert resolved["loco_stage2_only"].captioning.stage1 is None
+    assert resolved["pme_without_vtc_vtm"].pme.losses.vtc == 0 and resolved["pme_without_vtc_vtm"].pme.losses.vtm == 0
+    assert resolved["pme_without_vtc"].pme.losses.vtm == 1
+    assert resolved["clip_global"].clip.lambda_fw == 0 and resolved["clip_global_frame_word"].clip.lambda_fw > 0
+    assert not resolved["distinct_no_em"].captioning.distinct.em_attention
+    assert resolved["distinct_lambda_dw_0"].captioning.distinct.lambda_dw == 0
+    assert resolved["distinct_full"].captioning.distinct.lambda_dw > 0
+    assert all(cfg.seed == 1 for cfg in resolved.values())
+    assert resolved["loco_dsm_k3"].captioning.stage1.endswith("seed1/pme/export")
+
+
+def test_the_quick_spec_keeps_only_the_runs_its_rows_need():
+    quick = load_spec(SPEC).restricted()
+    assert quick.seeds == (0,)
+    assert set(quick.runs) == {"pme", "loco_dsm_k2", "loco_dsm_k3", "loco_recent_2", "loco_recent_3",
+                               "distinct_full", "distinct_no_em"}
+
+
+def _spec_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_a_row_naming_an_unknown_run_is_refused_with_the_known_ones(tmp_path):
+    path = _spec_file(tmp_path, """
+runs:
+  a: {stage: 2, files: [x.yaml]}
+rows:
+  r: {paper: P, table: T, row: R, metric: cider, better: {run: a}, worse: {run: b}}
+""")
+    with pytest.raises(AblationSpecError, match=r"unknown run 'b' \(runs: a\)"):
+        load_spec(path)
+
+
+def test_a_stage1_metric_on_a_stage2_run_is_refused(tmp_path):
+    path = _spec_file(tmp_path, """
+runs:
+  a: {stage: 2, files: [x.yaml]}
+  b: {stage: 2, files: [x.yaml]}
+rows:
+  r: {paper: P, table: T, row: R, metric: "stage1:val/t2v_r1", better: {run: a}, worse: {run: b}}
+""")
+    with pytest.raises(AblationSpecError, match="does not fit run 'a'"):
+        load_spec(path)
+
+
+TINY = """
+world: {version: v2, movies: 4, seed: 0}
+seeds: [0, 1]
+runs:
+  s1: {stage: 1, files: [s1.yaml]}
+  good: {stage: 2, stage1: s1, files: [s2.yaml]}
+  bad: {stage: 2, files: [s2.yaml]}
+rows:
+  r: {paper: P, table: T, row: good beats bad, metric: cider, better: {run: good}, worse: {run: bad}}
+"""
+
+
+class FakeExecutor:
+    """Writes what `moviead make-toy-data/train/evaluate` would, from a table of CIDEr values per (seed, run)."""
+
+    def __init__(self, cider: dict[tuple[int, str], float], fail: set[tuple[int, str]] = frozenset()) -> None:
+        self.cider, self.fail, self.commands = cider, fail, []
+
+    def __call__(self, command: list[str], log: Path) -> None:
+        self.commands.append(command[3])
+        if command[3] == "make-toy-data":
+            return
+        if command[3] == "train":
+            seed = int(next(c for c in command if c.startswith("seed=")).split("=")[1])
+            name = next(c for c in command if c.startswith("name=")).split("=")[1]
+            if (seed, name) in self.fail:
+                raise RuntimeError(f"`train` exited with 1: see {log}")
+            folder = Path(next(c for c in command if c.startswith("trainer.default_root_dir=")).split("=")[1]) / name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.csv").write_text("epoch,step,val/t2v_r1\n0,1,10.0\n1,2,12.5\n", encoding="utf-8")
+            return
+        folder = Path(command[command.index("--checkpoint") + 1])
+        seed, name = int(folder.parent.name.removeprefix("seed")), folder.name
+        out = folder / "eval" / "test-oracle"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps({"mode": "oracle", "cider": self.cider[(seed, name)]}))
+        (out / "predictions.jsonl").write_text(
+            json.dumps({"movie": "m", "index": 0, "gt": "Ada opens the door.", "pred": "Ada opens a box."}) + "\n")
+
+
+def test_the_runner_trains_evaluates_and_resumes_without_repeating_finished_runs(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, TINY))
+    fake = FakeExecutor({(0, "good"): 0.5, (0, "bad"): 0.4, (1, "good"): 0.6, (1, "bad"): 0.3})
+    results = AblationRunner(spec, tmp_path / "out", jobs=2, execute=fake).run()
+    assert results[(0, "s1")].metrics == {"-": {"stage1:val/t2v_r1": 12.5}}
+    assert results[(1, "good")].metrics["oracle"]["cider"] == 0.6
+    assert results[(1, "good")].metrics["oracle"]["distinct_recall"] == pytest.approx(2 / 3)  # ada, opens of 3
+    assert sorted(fake.commands) == sorted(["make-toy-data"] + ["train"] * 6 + ["evaluate"] * 4)
+    [row] = summarise(spec, results)
+    assert row.holds is True and row.seeds_holding == 2
+    assert row.better.mean == pytest.approx(0.55) and row.worse.low == pytest.approx(0.3)
+    again = FakeExecutor({})
+    assert AblationRunner(spec, tmp_path / "out", execute=again).run()[(0, "good")].metrics["oracle"]["cider"] == 0.5
+    assert again.commands == []  # the world and every finished run are read back
+
+
+def test_a_failed_stage1_run_skips_its_stage2_run_and_the_row_is_incomplete_not_passed(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, TINY))
+    fake = FakeExecutor({(0, "bad"): 0.1, (1, "bad"): 0.1, (1, "good"): 0.9}, fail={(0, "s1")})
+    results = AblationRunner(spec, tmp_path / "out", execute=fake).run()
+    assert results[(0, "good")].error == "its Stage-I run 's1' failed"
+    [row] = summarise(spec, results)
+    assert row.holds is None and "seed 0 good: its Stage-I run 's1' failed" in row.missing
+    assert row.seeds_holding == 1
+
+
+def test_a_row_holds_only_when_every_seed_shows_the_sign_and_a_tie_does_not(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, TINY.replace("metric: cider,", "metric: repetition, lower_is_better: true,")))
+    results = {(0, "good"): RunResult({"oracle": {"repetition": 0.2}}), (0, "bad"): RunResult({"oracle": {"repetition": 0.3}}),
+               (1, "good"): RunResult({"oracle": {"repetition": 0.3}}), (1, "bad"): RunResult({"oracle": {"repetition": 0.3}})}
+    [row] = summarise(spec, results)
+    assert (row.holds, row.seeds_holding) == (False, 1)
+    write_summary(spec, [row], tmp_path)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["rows"][0]["holds"] is False and saved["rows"][0]["better"]["values"] == {"0": 0.2, "1": 0.3}
+    table = format_markdown(spec, [row])
+    assert "| P | T | good beats bad | repetition (lower is better) | good/oracle: 25.00 [20.00, 30.00]" in table
+    assert "**no**" in table and "- r: 1 of 2 seeds show the sign" in table
+
+
+def test_distinctive_word_recall_counts_the_reference_words_absent_from_the_previous_ads():
+    rows = [("m", 0, "Ada opens the door.", "Ada opens the door."),
+            ("m", 1, "Ada closes the door.", "Ada opens the door."),  # D = {closes}: missed
+            ("m", 2, "Bo takes the key.", "Bo drops the key.")]  # context ADs 0-1 (context_ads=2): D = {bo, takes, key}
+    assert distinctive_word_counts(rows, context_ads=2) == (3 + 0 + 2, 3 + 1 + 3)
+    assert distinctive_word_recall(rows, context_ads=2) == pytest.approx(5 / 7)
+    assert math.isnan(distinctive_word_recall([], context_ads=1))
+    with pytest.raises(ValueError, match="context_ads must be >= 1"):
+        distinctive_word_counts(rows, context_ads=0)
+
+
+def test_moviead_plot_draws_one_figure_per_paper_table_of_a_summary(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, TINY))
+    results = {(s, r): RunResult({"oracle": {"cider": v}}) for (s, r), v in
+               {(0, "good"): 0.5, (0, "bad"): 0.4, (1, "good"): 0.6, (1, "bad"): 0.3}.items()}
+    write_summary(spec, summarise(spec, results), tmp_path)
+    assert main(["plot", str(tmp_path / "summary.json"), "--out", str(tmp_path / "plots")]) == 0
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["p_t.png"]
+    assert (tmp_path / "plots" / "p_t.png").stat().st_size > 5000

@@ -1,0 +1,40 @@
+"""`make ablations QUICK=1` end to end (slow: about 10 minutes on 2 idle cores, more under load): toy world v2,
+seed 0, the Table 6 rows and DistinctAD's EM rows, trained and evaluated by `moviead ablate --quick`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from moviead.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK_ROWS = {"t6_dsm_k2", "t6_dsm_k3", "em_repetition", "em_distinct_recall"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("ablations")
+    assert main(["ablate", str(ROOT / "configs" / "ablations" / "toy.yaml"), "--out", str(out), "--quick"]) == 0
+    return json.loads((out / "summary.json").read_text(encoding="utf-8")) | {"out": str(out)}
+
+
+def test_quick_ablations_measure_every_row_and_plot_each_table(quick_summary):
+    rows = {row["name"]: row for row in quick_summary["rows"]}
+    assert set(rows) == QUICK_ROWS and quick_summary["seeds"] == [0]
+    for row in rows.values():
+        assert row["missing"] is None and row["holds"] is not None, row
+        assert set(row["better"]["values"]) == set(row["worse"]["values"]) == {"0"}
+    plots = sorted(p.name for p in (Path(quick_summary["out"]) / "plots").glob("*.png"))
+    assert plots == ["distinctad_stage_ii.png", "loco_mad_table_6.png"]
+
+
+@pytest.mark.xfail(strict=True, reason="measured on toy world v2 with the tiny recipes (README 'Ablations'): no run "
+                   "copies names (name accuracy 0 with and without the DSM) and DistinctAD without EM bases scores "
+                   "better; strict, so a change that makes the rows hold fails here until this mark is removed")
+def test_quick_rows_hold(quick_summary):
+    assert all(row["holds"] for row in quick_summary["rows"])
