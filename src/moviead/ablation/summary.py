@@ -107,7 +107,8 @@ def format_markdown(spec: AblationSpec, rows: list[RowSummary], minutes: float |
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def side(s: SideSummary) -> str:
-            return f"{s.run}/{s.mode}: {_fmt(s.mean, r.metric)} [{_fmt(s.low, r.metric)}, {_fmt(s.high, r.metric)}]"
+            label = s.run if r.metric.startswith(STAGE1_PREFIX) else f"{s.run}/{s.mode}"  # Stage-I: no decoding mode
+            return f"{label}: {_fmt(s.mean, r.metric)} [{_fmt(s.low, r.metric)}, {_fmt(s.high, r.metric)}]"
         holds = "n/a" if r.holds is None else ("yes" if r.holds else "**no**")
         arrow = " (lower is better)" if r.lower_is_better else ""
         lines.append(f"| {r.paper} | {r.table} | {r.row} | {r.metric}{arrow} | {side(r.better)} | {side(r.worse)} "
