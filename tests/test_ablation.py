@@ -23,7 +23,7 @@ def test_the_toy_spec_names_every_row_the_issue_asks_for():
     spec = load_spec(SPEC)
     tables = {(row.paper, row.table) for row in spec.rows.values()}
     assert {("LoCo-MAD", "Table 1"), ("LoCo-MAD", "Table 4"), ("LoCo-MAD", "Table 5"), ("LoCo-MAD", "Table 6"),
-            ("DistinctAD", "Stage-II"), ("DistinctAD", "Stage-I")} <= tables
+            ("DistinctAD", "Stage-II"), ("DistinctAD", "Stage-I"), ("FocusedAD", "Table 1")} <= tables
     assert spec.seeds == (0, 1, 2)
     assert {"t6_dsm_k2", "t6_dsm_k3", "em_repetition"} <= set(spec.quick_rows)
 
@@ -50,6 +50,12 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     assert resolved["distinct_full"].captioning.distinct.lambda_dw > 0
     assert all(cfg.seed == 1 for cfg in resolved.values())
     assert resolved["loco_dsm_k3"].captioning.stage1.endswith("seed1/pme/export")
+    focused = {name: cfg for name, cfg in resolved.items() if name.startswith("focused_")}
+    assert len(focused) == 6 and all(cfg.data.root.endswith("storyboard") for cfg in focused.values())
+    assert focused["focused_b1_no_bank"].captioning.focused.names == "none"
+    assert focused["focused_b2_actor_bank"].data.storyboard.best_query == "actor_query"
+    assert focused["focused_a1_no_soft_prompt_no_region"].captioning.focused.n_soft == 0
+    assert focused["focused_c2_full"].captioning.focused.n_soft > 0
 
 
 def test_the_quick_spec_keeps_only_the_runs_its_rows_need():

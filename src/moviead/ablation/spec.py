@@ -18,6 +18,7 @@ from moviead.user_errors import UserError
 
 STAGE1_PREFIX = "stage1:"
 MODES = ("local", "oracle", "recurrent")
+DATA_PARTS = ("mad", "lsmdc", "storyboard")  # the folders `moviead make-toy-data` writes
 
 
 class AblationSpecError(UserError, ValueError):
@@ -35,7 +36,8 @@ class WorldSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training: ``stage`` 1 or 2, config files, overrides, the Stage-I run it builds on, evaluation modes."""
+    """One training: ``stage`` 1 or 2, config files, overrides, the Stage-I run it builds on, evaluation modes, and
+    which part of the toy world it reads (``mad``, ``lsmdc`` or ``storyboard``: the folder given as ``data.root``)."""
 
     name: str
     stage: int
@@ -43,6 +45,7 @@ class RunSpec:
     overrides: tuple[str, ...] = ()
     stage1: str | None = None
     modes: tuple[str, ...] = ("oracle",)
+    data: str = "mad"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,11 @@ def _run(name: str, raw: dict[str, Any]) -> RunSpec:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise AblationSpecError(f"run {name!r}: unknown mode(s) {bad} (one of {', '.join(MODES)})")
-    return RunSpec(name, stage, files, tuple(str(o) for o in raw.get("overrides") or ()), raw.get("stage1"), modes)
+    data = str(raw.get("data", "mad"))
+    if data not in DATA_PARTS:
+        raise AblationSpecError(f"run {name!r}: data must be one of {', '.join(DATA_PARTS)}, got {data!r}")
+    return RunSpec(name, stage, files, tuple(str(o) for o in raw.get("overrides") or ()), raw.get("stage1"), modes,
+                   data)
 
 
 def load_spec(path: str | Path) -> AblationSpec:
