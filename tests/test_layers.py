@@ -24,7 +24,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [  # most specific prefix first
     (2, ("moviead.focused.captioner", "moviead.focused.prompt", "moviead.focused.character_tokens",
          "moviead.focused.faces", "moviead.focused.name_accuracy")),
     (4, ("moviead.focused.commands",)),
-    (0, ("moviead.wordlists", "moviead.clip_towers", "moviead.checkpoints", "moviead.user_errors", "moviead.export_files", "moviead.export")),
+    (0, ("moviead.atomic_files", "moviead.wordlists", "moviead.clip_towers", "moviead.checkpoints", "moviead.user_errors", "moviead.export_files", "moviead.export")),
     (1, ("moviead.data", "moviead.toy")),
     (2, ("moviead.models", "moviead.metrics", "moviead.extraction", "moviead.plots")),
     (3, ("moviead.losses",)),

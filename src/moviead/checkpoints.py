@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from moviead.atomic_files import fsync_folder
 from moviead.user_errors import UserError
 
 
@@ -74,18 +75,6 @@ def load_checkpoint_safely(path: str | Path, map_location: Any = "cpu", mmap: bo
     return obj
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
     """``torch.save(checkpoint, path)`` through a temporary file + fsync + rename: ``path`` is old or new, never torn.
 
@@ -107,7 +96,7 @@ def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str | Path) 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     return path
 
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from omegaconf import II, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from moviead.atomic_files import write_text_atomically
 from moviead.config_ranges import RANGES, ConfigError, validate_config  # noqa: F401 (re-exported)
 from moviead.data.records import ContextMode, DatasetName, FrameMode, TextVariant  # noqa: F401 (re-exported)
 from moviead.models.configs import (
@@ -357,9 +358,4 @@ def to_yaml(cfg: DictConfig) -> str:
 
 def save_config(cfg: DictConfig, path: str | Path) -> Path:
     """Write the resolved config to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(to_yaml(cfg), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, to_yaml(cfg))

@@ -19,6 +19,7 @@ import numpy as np
 
 STRING_KEYS = ("mode", "checkpoint", "split", "data", "features", "movie")  # run identity in `moviead evaluate`'s file
 INFO_KEYS = ("num_ads", "unavailable")  # counts and reasons, not scores
+HASH_SUFFIX = "_sha256"  # content hashes of the evaluated checkpoint, data and config (null when absent)
 
 
 def read_metrics(path: str | Path) -> dict[str, float]:
@@ -52,7 +53,7 @@ def _read_metrics_json(path: Path) -> dict[str, float]:
         raise ValueError(f"{path}: expected a JSON object {{metric: number}}, got {type(data).__name__}")
     metrics: dict[str, float] = {}
     for key, value in data.items():
-        if (key in STRING_KEYS and isinstance(value, str)) or key in INFO_KEYS:
+        if (key in STRING_KEYS and isinstance(value, str)) or key in INFO_KEYS or key.endswith(HASH_SUFFIX):
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{path}: metric {key!r} is {value!r}, not a number")

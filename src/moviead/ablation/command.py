@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -42,8 +41,7 @@ def run_ablations(spec_path: str | Path, out: str | Path, quick: bool = False, j
     results = AblationRunner(spec, out, jobs=jobs).run()
     minutes = (time.monotonic() - started) / 60
     rows = summarise(spec, results)
-    write_summary(spec, rows, out, minutes)
-    plots = plot_tables(json.loads((out / "summary.json").read_text(encoding="utf-8")), out / "plots")
+    plots = plot_tables(write_summary(spec, rows, out, minutes), out / "plots")
     print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"wrote {out / 'summary.json'}, {out / 'summary.md'} and {len(plots)} plot(s) in {out / 'plots'} "
           f"({minutes:.1f} min)")

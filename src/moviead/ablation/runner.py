@@ -13,7 +13,6 @@ and a rerun resumes: finished runs are read back, an interrupted training goes o
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -27,7 +26,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from moviead.ablation.spec import STAGE1_PREFIX, AblationSpec, AblationSpecError, RunResult, RunSpec
+from moviead.atomic_files import write_text_atomically
 from moviead.metrics.distinctive import distinctive_word_recall
+from moviead.plots import read_metrics
 
 Command = list[str]
 
@@ -98,24 +99,12 @@ def evaluate_command(spec: AblationSpec, paths: AblationPaths, seed: int, run: R
                     ",".join(spec.modes_of(run.name)), "--restart", *spec.eval_args)
 
 
-def last_logged(metrics_csv: Path) -> dict[str, float]:
-    """The last non-empty value of each column of a CSV logger's ``metrics.csv`` (``epoch``/``step`` left out)."""
-    values: dict[str, float] = {}
-    with open(metrics_csv, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            for key, value in row.items():
-                if key not in ("epoch", "step") and value not in ("", None):
-                    values[key] = float(value)
-    return values
-
-
 def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: RunSpec) -> dict[str, dict[str, float]]:
     """Per mode: ``moviead evaluate``'s numeric metrics plus ``distinct_recall`` from the predictions."""
     out: dict[str, dict[str, float]] = {}
     for mode in spec.modes_of(run.name):
         folder = paths.run_dir(seed, run.name) / "eval" / f"test-{mode}"
-        scores = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        metrics = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = read_metrics(folder / "metrics.json")
         rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
         metrics["distinct_recall"] = distinctive_word_recall(
             ((r["movie"], r["index"], r["gt"], r["pred"]) for r in rows), spec.distinct_context)
@@ -170,15 +159,14 @@ class AblationRunner:
             else:
                 self.execute([*command, "--overwrite"] if folder.exists() else command, log)
             if run.stage == 1:
-                metrics = {"-": {f"{STAGE1_PREFIX}{k}": v for k, v in last_logged(folder / "metrics.csv").items()}}
+                metrics = {"-": {f"{STAGE1_PREFIX}{k}": v for k, v in read_metrics(folder / "metrics.csv").items()}}
             else:
                 self.execute(evaluate_command(self.spec, self.paths, seed, run), log)
                 metrics = stage2_metrics(self.spec, self.paths, seed, run)
         except (RuntimeError, OSError, KeyError, ValueError) as err:
             return RunResult(error=str(err))
-        tmp = result_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"command": command[1:], "metrics": metrics}, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(result_path)  # written last and atomically: its presence means the run is complete
+        # written last and atomically: its presence means the run is complete
+        write_text_atomically(result_path, json.dumps({"command": command[1:], "metrics": metrics}, indent=1) + "\n")
         return RunResult(metrics=metrics)
 
     def run(self) -> dict[tuple[int, str], RunResult]:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from moviead.ablation.spec import STAGE1_PREFIX, AblationSpec, RowSpec, RunResult, Side
+from moviead.atomic_files import write_text_atomically
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,11 @@ def format_markdown(spec: AblationSpec, rows: list[RowSummary], minutes: float |
     return "\n".join(lines) + "\n"
 
 
-def write_summary(spec: AblationSpec, rows: list[RowSummary], out: Path, minutes: float | None = None) -> None:
-    """``out/summary.json`` (every value per seed) and ``out/summary.md``, each written atomically."""
+def write_summary(spec: AblationSpec, rows: list[RowSummary], out: Path, minutes: float | None = None) -> dict:
+    """``out/summary.json`` (every value per seed) and ``out/summary.md``, each written atomically; returns the JSON
+    payload (what ``moviead plot`` reads back from ``summary.json``)."""
     payload = {"spec": spec.source, "world": asdict(spec.world), "seeds": list(spec.seeds), "minutes": minutes,
                "rows": [asdict(r) for r in rows]}
-    for name, text in (("summary.json", json.dumps(payload, indent=1) + "\n"),
-                       ("summary.md", format_markdown(spec, rows, minutes))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
+    write_text_atomically(out / "summary.json", json.dumps(payload, indent=1) + "\n")
+    write_text_atomically(out / "summary.md", format_markdown(spec, rows, minutes))
+    return payload

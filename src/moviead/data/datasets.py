@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from moviead.data.collate import ClipExample
-from moviead.data.context import ContextBuilder
+from moviead.data.context import ContextBuilder, previous_window
 from moviead.data.features import FeatureStore
 from moviead.data.frames import FrameSampler
 from moviead.data.records import ADRecord
@@ -86,23 +86,13 @@ class ADClipDataset(Dataset):
         return self.features.read(item.feature_key, picked)
 
     def neighbours(self, item: ClipItem) -> list[ClipItem]:
-        """The clips of the previous ``neighbour_clips`` ADs of ``item``'s movie in this dataset, oldest first."""
+        """The clips of the previous ``neighbour_clips`` ADs of ``item``'s movie in this dataset, oldest first: the
+        ADs its context would hold (:func:`~moviead.data.context.previous_window`: never one with its own interval,
+        and only of its own LSMDC set when it has a ``context_group``)."""
         record = item.record
-        movie, index = record.movie, record.index
-        if record.context_group is None:
-            found = (self._by_position.get((movie, i)) for i in range(index - self.neighbour_clips, index))
-            return [neighbour for neighbour in found if neighbour is not None]
-        end = index  # as for context ADs: skip the ADs with its interval, then stay inside its set
-        while (twin := self._by_position.get((movie, end - 1))) is not None and (
-            (twin.record.start, twin.record.end) == (record.start, record.end)
-        ):
-            end -= 1
-        found = (self._by_position.get((movie, i)) for i in range(end - self.neighbour_clips, end))
-        return [
-            neighbour for neighbour in found
-            if neighbour is not None and neighbour.record.context_group == record.context_group
-            and (neighbour.record.start, neighbour.record.end) != (record.start, record.end)
-        ]
+        window = previous_window(self.context.movies[record.movie].ads, record, self.neighbour_clips)
+        found = (self._by_position.get((ad.movie, ad.index)) for ad in window)
+        return [neighbour for neighbour in found if neighbour is not None]
 
     def __getitem__(self, index: int) -> ClipExample:
         item = self.items[index]

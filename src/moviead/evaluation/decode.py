@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from moviead.atomic_files import write_text_atomically
 from moviead.config import ContextMode
 from moviead.data.collate import BatchKey
 from moviead.data.context import PredictionContext
@@ -223,7 +224,4 @@ def _restore_predictions(provider: PredictionContext, data: SplitData, store: Pr
 def write_metrics(path: Path, scores: dict[str, float], unavailable: dict[str, str], info: dict[str, Any]) -> Path:
     """``metrics.json``: the run's identity (strings), the number of ADs, the scores, and what could not be scored."""
     body = {**info, **{k: float(v) for k, v in scores.items()}, "unavailable": unavailable}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n")

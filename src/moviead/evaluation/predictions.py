@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from moviead.atomic_files import write_text_atomically
 from moviead.evaluation.identity import describe_change
 from moviead.evaluation.locks import check_not_locked
 from moviead.export import write_jsonl
@@ -75,7 +76,7 @@ class PredictionStore:
             if stored != settings:
                 raise ResumeMismatchError(f"{self.path} was written by another run: {describe_change(stored, settings)}; "
                                           "use another output folder, or --restart to discard those predictions")
-        _write_atomic(run_file, json.dumps(settings, indent=2) + "\n")
+        write_text_atomically(run_file, json.dumps(settings, indent=2) + "\n")
         self.rows: list[dict[str, Any]] = []
         if self.path.exists():
             self.rows = self._load_complete_rows()
@@ -92,7 +93,7 @@ class PredictionStore:
                 handle.seek(size - 1)
                 last = handle.read(1)
         if last != b"\n":  # a row cut short by a kill: rewrite the file without it
-            _write_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            write_text_atomically(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             log.warning("%s: dropped an incomplete last row; it will be decoded again", self.path)
         if rows:
             log.info("resuming %s: %d predictions already done", self.path, len(rows))
@@ -141,12 +142,3 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             ) from None
         rows.append(row)
     return rows
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

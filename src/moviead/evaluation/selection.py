@@ -9,11 +9,12 @@ movies); :func:`describe_selection` words the line ``evaluate`` prints and the w
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from moviead.atomic_files import write_text_atomically
 
 SELECTION_FILE = "selection.json"
 BEST = "best.ckpt"
@@ -22,16 +23,8 @@ BEST = "best.ckpt"
 def write_selection(run_dir: str | Path, monitor: str, dataset: str, movies: Iterable[str],
                     split: str = "val") -> Path:
     """Write ``<run_dir>/selection.json`` atomically (temporary file, fsync, rename); returns its path."""
-    path = Path(run_dir) / SELECTION_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"monitor": monitor, "split": split, "dataset": dataset, "movies": sorted(set(movies))}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(json.dumps(record, indent=1) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(Path(run_dir) / SELECTION_FILE, json.dumps(record, indent=1) + "\n")
 
 
 def read_selection(run_dir: str | Path) -> dict[str, Any] | None:

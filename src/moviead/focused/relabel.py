@@ -10,11 +10,10 @@ are kept as they are. The file is written atomically (a temporary file in the sa
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from moviead.atomic_files import write_text_atomically
 from moviead.data.errors import DataFormatError
 from moviead.data.formats.storyboard import detections_json, read_best_query_bank, storyboard_items
 from moviead.data.records import StoryboardRecord
@@ -37,18 +36,8 @@ class RelabelResult:
 
 
 def write_json_atomic(path: str | Path, obj: object) -> Path:
-    """Write ``obj`` as UTF-8 JSON (indent 1) to ``path`` through a temporary file renamed over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``obj`` as UTF-8 JSON (indent 1) to ``path`` atomically."""
+    return write_text_atomically(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
 
 
 def relabel_records(records_path: str | Path, bank_dir: str | Path, out: str | Path | None,

@@ -198,6 +198,31 @@ class ToyMovie:
         return tuple(self.characters)
 
 
+class ToyTimeline:
+    """The clock (ms) of a movie being planned: subtitles and ADs laid one after another with random pauses, each
+    drawn from the movie's RNG when it is placed (both toy worlds' plans; the first draw is the opening silence)."""
+
+    def __init__(self, rng: np.random.Generator, movie: ToyMovie) -> None:
+        self.rng, self.movie = rng, movie
+        self.t = int(rng.integers(500, 3000))
+
+    def say(self, text: str) -> None:
+        """A subtitle of 1.2-3.2 s, then a 0.2-0.9 s pause."""
+        length = int(self.rng.integers(1200, 3200))
+        self.movie.subtitles.append(ToySubtitle(self.t, self.t + length, text))
+        self.t += length + int(self.rng.integers(200, 900))
+
+    def describe(self, sentence: ToySentence, slot: int) -> None:
+        """An AD of 2-6 s showing appearance ``slot``, then a 0.3-1 s pause."""
+        length = int(self.rng.integers(2000, 6001))
+        self.movie.ads.append(ToyAD(self.t, self.t + length, sentence, slot))
+        self.t += length + int(self.rng.integers(300, 1000))
+
+    def finish(self) -> None:
+        """The movie ends 1-4 s after the last item."""
+        self.movie.duration_ms = self.t + int(self.rng.integers(1000, 4000))
+
+
 def plan_movie(seed: int, index: int) -> ToyMovie:
     """Characters, ADs and subtitles of movie ``index``; timeline in :mod:`moviead.toy.generator`."""
     rng = seeded_rng(seed, PLAN_STREAM, index)
@@ -205,13 +230,8 @@ def plan_movie(seed: int, index: int) -> ToyMovie:
     names = [NAMES[i] for i in rng.choice(len(NAMES), size=n_chars, replace=False)]
     slots = [int(s) for s in rng.choice(NUM_SLOTS, size=n_chars, replace=False)]
     movie = ToyMovie(index=index, characters=dict(zip(names, slots)))
-    t = int(rng.integers(500, 3000))
-
-    def say(text: str) -> None:
-        nonlocal t
-        length = int(rng.integers(1200, 3200))
-        movie.subtitles.append(ToySubtitle(t, t + length, text))
-        t += length + int(rng.integers(200, 900))
+    clock = ToyTimeline(rng, movie)
+    say = clock.say
 
     def line_for(name: str | None) -> str:
         if name is None:
@@ -241,12 +261,10 @@ def plan_movie(seed: int, index: int) -> ToyMovie:
             place=place,
             template=int(rng.random() < 0.3),
         )
-        length = int(rng.integers(2000, 6001))
-        movie.ads.append(ToyAD(t, t + length, sentence, movie.characters[name]))
-        t += length + int(rng.integers(300, 1000))
+        clock.describe(sentence, movie.characters[name])
     for _ in range(int(rng.integers(1, 3))):
         say(line_for(None))
-    movie.duration_ms = t + int(rng.integers(1000, 4000))
+    clock.finish()
     return movie
 
 

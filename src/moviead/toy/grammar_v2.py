@@ -40,10 +40,9 @@ from moviead.toy.grammar import (
     NAMING_LINES,
     NUM_SLOTS,
     PLAIN_LINES,
-    ToyAD,
     ToyMovie,
     ToySentence,
-    ToySubtitle,
+    ToyTimeline,
     ad_sentence,
     seeded_rng,
 )
@@ -193,13 +192,8 @@ def plan_movie_v2(seed: int, index: int) -> StoryMovie:
     ad_scene, scene_storyline = _schedule(rng, n_storylines, n_ads)
     movie = StoryMovie(index=index, characters=characters, storylines=storylines, ad_scene=ad_scene,
                        scene_storyline=scene_storyline)  # fmt: skip
-    t = int(rng.integers(500, 3000))
-
-    def say(text: str) -> None:
-        nonlocal t
-        length = int(rng.integers(1200, 3200))
-        movie.subtitles.append(ToySubtitle(t, t + length, text))
-        t += length + int(rng.integers(200, 900))
+    clock = ToyTimeline(rng, movie)
+    say = clock.say
 
     def naming(name: str) -> str:
         return NAMING_LINES[int(rng.integers(len(NAMING_LINES)))].format(name=name)
@@ -226,15 +220,12 @@ def plan_movie_v2(seed: int, index: int) -> StoryMovie:
         own = range(story.place * OBJECTS_PER_PLACE, (story.place + 1) * OBJECTS_PER_PLACE)
         obj = int(rng.choice([o for o in own if o != obj]))
         template = int(rng.integers(2)) if starts[i] else PLACELESS
-        length = int(rng.integers(2000, 6001))
-        movie.ads.append(ToyAD(t, t + length, ToySentence(story.lead, action, obj, story.place, template),
-                               characters[story.lead]))  # fmt: skip
-        t += length + int(rng.integers(300, 1000))
+        clock.describe(ToySentence(story.lead, action, obj, story.place, template), characters[story.lead])
         lines = int(rng.integers(1, 4))
         named_at = int(rng.integers(lines)) if rng.random() < 0.5 else -1
         for j in range(lines):
             say(naming(story.characters[int(rng.integers(len(story.characters)))]) if j == named_at else plain())
         if i + 1 < n_ads:
             introduce(i + 1)
-    movie.duration_ms = t + int(rng.integers(1000, 4000))
+    clock.finish()
     return movie
