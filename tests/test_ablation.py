@@ -193,3 +193,65 @@ def test_moviead_plot_draws_one_figure_per_paper_table_of_a_summary(tmp_path):
     assert main(["plot", str(tmp_path / "summary.json"), "--out", str(tmp_path / "plots")]) == 0
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["p_t.png"]
     assert (tmp_path / "plots" / "p_t.png").stat().st_size > 5000
+
+
+def test_focused_recognition_scores_both_banks_on_the_test_records(tmp_path, toy_root):
+    """FocusedAD's part of the sweep: recognition accuracy of the best-query and actor banks on the test movies'
+    faces at τ and per τ, with the toy spec's FocusedAD settings, written to recognition.json."""
+    from moviead.ablation.command import recognise_test_faces
+    from moviead.ablation.recognition import THRESHOLDS
+    from moviead.data.formats.storyboard import read_storyboard_json
+    from moviead.data.val_split import storyboard_splits
+
+    out = tmp_path / "out"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "storyboard").symlink_to(toy_root / "storyboard")
+    report = recognise_test_faces(load_spec(SPEC), out)
+    records = read_storyboard_json(toy_root / "storyboard" / "storyboard_v2.json")
+    test = storyboard_splits((r.movie_id for r in records), 0.17)["test"]
+    confident = sum(b.confidence >= 0.7 for r in records if r.movie_id in test for b in r.detections)
+    assert report["test_movies"] == test and report["faces"] == confident and report["tau"] == 1.3
+    best, actor = report["banks"]["best_query"], report["banks"]["actor_query"]
+    assert [t for t, _ in best["sweep"]] == sorted(set(THRESHOLDS) | {1.3})
+    assert best["accuracy"] == dict(best["sweep"])[1.3] and 0 < actor["accuracy"] <= 1
+    assert best["accuracy"] > actor["accuracy"]  # the toy premise: the actor's photos miss the film's look
+    assert json.loads((out / "recognition.json").read_text()) == report
+
+
+def test_the_summary_shows_recognition_per_bank_and_moviead_plot_draws_the_tau_sweep(tmp_path):
+    from moviead.ablation.recognition import BANKS, PLOT_NAME
+
+    report = {"tau": 1.3, "min_confidence": 0.7, "test_movies": ["tt1"], "faces": 40,
+              "banks": {name: {"label": label, "accuracy": 0.9 - 0.1 * i,
+                               "sweep": [[1.2, 0.8 - 0.1 * i], [1.3, 0.9 - 0.1 * i], [1.4, 0.85]]}
+                        for i, (name, label) in enumerate(BANKS.items())}}
+    spec = load_spec(_spec_file(tmp_path, TINY))
+    results = {(s, r): RunResult({"oracle": {"cider": 0.5}}) for s in (0, 1) for r in ("good", "bad")}
+    write_summary(spec, summarise(spec, results), tmp_path, recognition=report)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "## FocusedAD: character recognition on the test records" in markdown
+    assert "| best-query bank (eqs. 1-3, C2) | 90.00 | 1.3 (90.00) |" in markdown
+    assert "| actor bank (B2) | 80.00 | 1.4 (85.00) |" in markdown and f"plots/{PLOT_NAME}" in markdown
+    assert json.loads((tmp_path / "summary.json").read_text())["recognition"] == report
+    assert main(["plot", str(tmp_path / "summary.json"), "--out", str(tmp_path / "plots")]) == 0
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(["p_t.png", PLOT_NAME])
+    assert (tmp_path / "plots" / PLOT_NAME).stat().st_size > 5000
+
+
+def test_without_a_storyboard_run_there_is_no_recognition_report(tmp_path):
+    from moviead.ablation.command import recognise_test_faces
+
+    assert recognise_test_faces(load_spec(_spec_file(tmp_path, TINY)), tmp_path) is None
+    assert not (tmp_path / "recognition.json").exists()
+
+
+def test_rows_by_name_or_prefix_keep_only_the_runs_they_need(tmp_path):
+    spec = load_spec(SPEC)
+    focused = spec.only(["focused_*"])
+    assert set(focused.rows) == {name for name in spec.rows if name.startswith("focused_")} and focused.seeds == spec.seeds
+    assert set(focused.runs) == {name for name in spec.runs if name.startswith("focused_")}
+    vtc = spec.only(["t5_vtc"])  # a Stage-II row brings the Stage-I runs it builds on
+    assert set(vtc.rows) == {"t5_vtc"}
+    assert set(vtc.runs) == {"loco_dsm_k3", "pme", "loco_pme_without_vtc", "pme_without_vtc"}
+    with pytest.raises(AblationSpecError, match=r"--rows \['nope\*'\] name no row"):
+        spec.only(["nope*"])

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from _dist import free_port
+from _dist import free_port, run_ranks
 
 from moviead.losses import clip_adaptation_loss, clip_global_loss, frame_word_loss, frame_word_similarity
 
@@ -143,9 +142,9 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
 
 
 
-@pytest.mark.slow  # spawns two Python processes
+@pytest.mark.integration  # two forked gloo processes, under a second
 def test_clip_losses_ddp_match_single_process(tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    run_ranks(_ddp_worker, WORLD, free_port(), str(tmp_path))
     frames, frame_mask, words, word_mask, model = _ddp_data()
     frame_emb = model(frames)
     video = torch.cat([frame_emb[:LOCAL_B, :3].mean(dim=1), frame_emb[LOCAL_B:].mean(dim=1)])

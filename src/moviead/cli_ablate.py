@@ -13,7 +13,8 @@ DEFAULT_SPEC = "configs/ablations/toy.yaml"
 def cmd_ablate(args: argparse.Namespace) -> int:
     from moviead.ablation.command import run_ablations
 
-    return run_ablations(args.spec, args.out, quick=args.quick, jobs=args.jobs)
+    rows = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
+    return run_ablations(args.spec, args.out, quick=args.quick, jobs=args.jobs, rows=rows)
 
 
 def add_ablate_command(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,8 @@ def add_ablate_command(sub: argparse._SubParsersAction) -> None:
     ablate.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help=f"ablation spec (default {DEFAULT_SPEC})")
     ablate.add_argument("--out", default="runs/ablations", help="output folder (default runs/ablations)")
     ablate.add_argument("--quick", action="store_true", help="the spec's quick subset: one seed, its quick rows")
+    ablate.add_argument("--rows", help="only these rows, comma-separated names or prefix* patterns (e.g. "
+                        "'focused_*': FocusedAD Table 1), with the runs they need; finished runs are kept")
     ablate.add_argument("--jobs", type=int, default=2, help="runs trained at a time (default 2; CPU threads are "
                         "shared between them)")
     ablate.set_defaults(func=cmd_ablate)

@@ -50,6 +50,7 @@ def _hand_batch() -> FocusedCaptionBatch:
         instruction_region=torch.tensor([[-1, 0, -1, -1], [-1, 0, -1, 1]]),
         region_boxes=torch.tensor([[[0, 0, 1, 1.0], [0, 0, 0, 0]], [[0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1]]]),
         region_valid=torch.tensor([[True, False], [True, True]]),
+        patches=torch.randn(2, 3, 4, 4, 64),  # the toy recipe's box mode: (B, T, H', W', Dp) as the toy data has
     )
 
 

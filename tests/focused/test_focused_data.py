@@ -35,7 +35,7 @@ def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: P
     named: Counter[bool] = Counter()
     for batch in dm.train_dataloader():
         ids, mask, region = batch[K.INSTRUCTION_IDS], batch[K.INSTRUCTION_MASK], batch[K.INSTRUCTION_REGION]
-        assert batch[BatchKey.FRAMES].shape[1] == 8 and K.PATCHES not in batch
+        assert batch[BatchKey.FRAMES].shape[1] == 8 and batch[K.PATCHES].shape[:2] == batch[BatchKey.FRAMES].shape[:2]
         for b, meta in enumerate(batch[BatchKey.META]):
             types[meta["clip_type"]] += 1
             names_by_type[meta["clip_type"]].add(len(meta["names"]))
@@ -83,7 +83,8 @@ def test_patch_features_are_read_at_the_frames_indices(toy_root: Path, tmp_path:
 
 
 def test_box_mode_without_patch_features_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
-    cfg = focused_cfg(toy_root, tmp_path, "captioning.focused.character_tokens=box")
+    cfg = focused_cfg(toy_root, tmp_path, "captioning.focused.character_tokens=box",
+                      "captioning.focused.patch_features=null")
     with pytest.raises(ValueError, match="method=focusedad: character_tokens=box needs captioning.focused.patch_feat"):
         build_recipe(cfg)
 

@@ -32,16 +32,6 @@ def _val_cider(parts, cfg) -> float:
     return caption_scores(refs, preds, metrics=("cider",))["cider"]
 
 
-@pytest.fixture(scope="module")
-def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default 12-movie toy data (the 6-movie session set is too small to learn the grammar in a few epochs)."""
-    from moviead.toy.generator import write_toy_dataset
-
-    root = tmp_path_factory.mktemp("toy12")
-    write_toy_dataset(root, movies=12, seed=0)
-    return root
-
-
 @pytest.mark.integration  # about a minute on 2 cores
 def test_learning_cider_after_training_exceeds_untrained(toy12: Path, stage1_export: Path, tmp_path: Path) -> None:
     cfg = stage2_cfg(toy12, stage1_export, tmp_path, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=0",

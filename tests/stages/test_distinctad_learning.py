@@ -46,16 +46,6 @@ def validation_scores(parts: Recipe, cfg) -> tuple[float, float]:
     return caption_scores(refs, preds, metrics=("cider",))["cider"], hits / words
 
 
-@pytest.fixture(scope="module")
-def toy12(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default 12-movie toy data (the 6-movie session set is too small to learn the grammar in a few epochs)."""
-    from moviead.toy.generator import write_toy_dataset
-
-    root = tmp_path_factory.mktemp("toy12")
-    write_toy_dataset(root, movies=12, seed=0)
-    return root
-
-
 def _train_and_score(toy12: Path, run_root: Path, *overrides: str) -> tuple[tuple[float, float], tuple[float, float]]:
     """(CIDEr, recall@5) of the untrained model (seed 0) and of the trained one, reloaded from its checkpoint."""
     cfg = distinctad_cfg(toy12, run_root, "trainer.num_sanity_val_steps=0", "captioning.val_generate_batches=1",

@@ -57,6 +57,38 @@ def test_batched_recurrent_decoding_equals_one_movie_at_a_time(stage2_checkpoint
     assert not set(later) & (set(gt) - set(earlier))  # never the ground truth
 
 
+@pytest.mark.parametrize("beams", [1, 2])
+def test_longest_first_recurrent_schedule_gives_the_fifo_predictions(stage2_checkpoint: Path, tmp_path: Path,
+                                                                     beams: int) -> None:
+    """Movies of unequal length: the default schedule (the movies with the most ADs left take the slots) decodes in
+    another order and fewer batches than the first-in-first-out refill, and every AD gets the same tokens."""
+    parts, cfg = load_captioner_checkpoint(stage2_checkpoint)
+    data = load_split(cfg.data, "train")
+    lengths = dict(zip(list(data.movies)[:3], (2, 2, 5)))
+    data = replace(data, movies={m: data.movies[m] for m in lengths},
+                   items=[i for i in data.items if i.record.index < lengths.get(i.record.movie, 0)])
+    decode, collate = parts.decode, parts.collator
+    rows, tokens, order, batches = {}, {}, {}, {}
+    for policy in ("fifo", "longest_first"):
+        generated: list[tuple[int, ...]] = []
+        collated: list[int] = []
+        parts.decode = lambda ids, seen=generated: seen.append(tuple(ids)) or decode(ids)
+        parts.collator = lambda examples, seen=collated: seen.append(len(examples)) or collate(examples)
+        settings = DecodeSettings(mode=ContextMode.recurrent, batch_movies=2, num_beams=beams, progress=False,
+                                  schedule=policy)
+        result = decode_split(parts, cfg, data, tmp_path / policy, settings, {"test": 1})
+        assert result.decoded == len(generated) == 9
+        batches[policy] = collated
+        order[policy] = [(r["movie"], r["index"]) for r in result.rows]
+        rows[policy] = {key: r for key, r in zip(order[policy], result.rows)}
+        tokens[policy] = dict(zip(order[policy], generated))
+    assert batches == {"fifo": [2, 2, 1, 1, 1, 1, 1], "longest_first": [2, 2, 2, 2, 1]}  # the schedules differ ...
+    assert tokens["longest_first"] == tokens["fifo"]  # ... the tokens do not
+    for key, row in rows["fifo"].items():
+        assert rows["longest_first"][key]["pred"] == row["pred"], key
+        assert rows["longest_first"][key]["context"] == row["context"], key
+
+
 def test_evaluate_three_modes_metrics_table_and_exports(stage2_checkpoint: Path, tmp_path: Path, capsys) -> None:
     import webvtt
 
@@ -106,6 +138,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # a SIGKILLed `moviead evaluate` process; the fast in-process twin: test_evaluate_resume.py
 @pytest.mark.integration
 def test_kill_and_resume_loses_and_duplicates_nothing(stage2_checkpoint: Path, tmp_path: Path) -> None:
     script = tmp_path / "slow_evaluate.py"

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from tests._dist import free_port
+from tests._dist import free_port, run_ranks
 
 WORLD = 2
 
@@ -30,10 +29,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.slow  # two spawned gloo processes: ~20 s on a busy 2-core machine
 @pytest.mark.integration
 def test_every_rank_keeps_its_own_rng_state_and_data_share(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    run_ranks(_worker, WORLD, free_port(), str(tmp_path))
     results = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(WORLD)]
     gathered = results[0]["gathered"]
     assert [state["rank"] for state in gathered] == [0, 1]

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from moviead.metrics.caption_metric import CaptionMetrics
 from moviead.metrics.captioning import caption_scores
 from moviead.stages.captioning import validation_text_metrics
-from tests._dist import free_port
+from tests._dist import free_port, run_ranks
 
 WORLD = 2
 GTS = ["Tamsin opens the map in the attic.", "Arlo drops the clock in the garden.", "Someone hides the letter.",
@@ -43,7 +42,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 @pytest.mark.integration  # two gloo processes and the java tokenizer, a few seconds
 def test_validation_cider_under_ddp_equals_single_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    run_ranks(_worker, WORLD, free_port(), str(tmp_path))
     refs = {i: [gt] for i, gt in enumerate(GTS)}
     preds = dict(enumerate(PREDS))
     expected = {"cider": caption_scores(refs, preds, metrics=("cider",))["cider"], "first_word": 0.8}

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from moviead.losses import PMELoss, vtc_similarities
 from moviead.metrics.retrieval import retrieval_metrics
 from moviead.models.qformer import PMEConfig, PretrainedMovieEncoder
 from moviead.stages.alignment_pme import PMEAlignmentStage
-from tests._dist import free_port
+from tests._dist import free_port, run_ranks
 
 WORLD, N, NQ, E = 2, 10, 3, 8
 
@@ -46,9 +45,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.integration  # two gloo processes, a few seconds
+@pytest.mark.integration  # two forked gloo processes, about a second
 def test_validation_metrics_under_ddp_equal_single_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    run_ranks(_worker, WORLD, free_port(), str(tmp_path))
     video, text = _val_items()
     _, sim_t2v, _ = vtc_similarities(video, text, gather=False)
     expected = retrieval_metrics(sim_t2v)

@@ -120,7 +120,7 @@ def test_storyboard_files_parse(toy: Path) -> None:
     board = toy / "storyboard"
     records = json.loads((board / "storyboard_v2.json").read_text(encoding="utf-8"))
     keys = {"movie_id", "global_id", "type", "resolution", "main characters", "#characters", "synopses",
-            "movie_clips", "detect characters", "face embeddings", "true characters"}  # fmt: skip
+            "movie_clips", "detect characters", "face embeddings", "true characters", "frame boxes"}  # fmt: skip
     assert records and all(set(r) == keys for r in records)
     assert {r["type"] for r in records} == {1, 2, 3}
     assert len({r["global_id"] for r in records}) == len(records)
@@ -138,8 +138,15 @@ def test_storyboard_files_parse(toy: Path) -> None:
                 assert (dist < 1.3 and conf >= 0.7) == is_main
         true_main = {n for n in r["true characters"] if n in r["main characters"]}
         assert bool(true_main) == (r["type"] != 3)  # the ground truth decides the type, not the recognition
-    with h5py.File(board / "storyboard_clip_features.h5", "r") as f:
-        assert sorted(f) == sorted(r["global_id"] for r in records)
+    with h5py.File(board / "storyboard_clip_features.h5", "r") as f, h5py.File(board / "patch_features.h5", "r") as p:
+        assert sorted(f) == sorted(p) == sorted(r["global_id"] for r in records)
+        for r in records[:: max(1, len(records) // 10)]:
+            frames = f[r["global_id"]].shape[0]
+            assert p[r["global_id"]].shape == (frames, 4, 4, 64) and p[r["global_id"]].dtype == np.float16
+            assert len(r["frame boxes"]) == len(r["detect characters"])
+            for detection, track in zip(r["detect characters"], r["frame boxes"]):
+                assert len(track) == frames  # one box per feature frame; the detection's box on the middle one
+                assert track[frames // 2] == pytest.approx(next(iter(detection.values()))[:4])
     for r in records[:: max(1, len(records) // 10)]:
         for name in r["main characters"]:
             for bank in ("best_query", "actor_query"):

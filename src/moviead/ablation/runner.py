@@ -29,6 +29,7 @@ from moviead.ablation.spec import STAGE1_PREFIX, AblationSpec, AblationSpecError
 from moviead.atomic_files import write_text_atomically
 from moviead.metrics.distinctive import distinctive_word_recall
 from moviead.plots import read_metrics
+from moviead.toy.storyboard_patches import PATCH_FILE
 
 Command = list[str]
 
@@ -70,6 +71,11 @@ def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Comman
         if found != wanted:
             raise AblationSpecError(f"{paths.data} holds the toy world {found}, the spec wants {wanted}: "
                                     "remove that folder or give another --out")
+        storyboard = any(run.data == "storyboard" for run in spec.runs.values())
+        if storyboard and not (paths.data / "storyboard" / PATCH_FILE).is_file():
+            raise AblationSpecError(f"{paths.data} was written before the toy Storyboard-v2 part had patch features "
+                                    "(and background-dominated frames): remove that folder (its MAD-v2 and LSMDC files "
+                                    f"come back byte-identical) and {paths.out}/seed*/focused_*, or give another --out")
         return paths.data / "mad"
     paths.data.mkdir(parents=True, exist_ok=True)
     run(_moviead("make-toy-data", "--out", str(paths.data), "--world", spec.world.version, "--movies",

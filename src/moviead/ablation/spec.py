@@ -8,6 +8,7 @@ last logged value of ``<key>``); any other metric from ``moviead evaluate``'s ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,29 @@ class AblationSpec:
 
     def restricted(self) -> AblationSpec:
         """The quick spec: its seeds and rows, and only the runs those rows need (with their Stage-I runs)."""
-        rows = {name: self.rows[name] for name in self.quick_rows}
-        needed = {side.run for row in rows.values() for side in (row.better, row.worse)}
+        return self._subset([self.rows[name] for name in self.quick_rows], self.quick_seeds or self.seeds[:1])
+
+    def only(self, patterns: Sequence[str]) -> AblationSpec:
+        """The rows named by ``patterns`` (a row's name, or a prefix ending in ``*``, e.g. ``focused_*``) with the
+        runs they need, in every seed of this spec.
+
+        Raises:
+            AblationSpecError: a pattern that names no row.
+        """
+        def match(name: str, pattern: str) -> bool:
+            return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+        unmatched = [p for p in patterns if not any(match(name, p) for name in self.rows)]
+        if unmatched:
+            raise AblationSpecError(f"--rows {unmatched} name no row of {self.source} (rows: {', '.join(self.rows)})")
+        return self._subset([r for name, r in self.rows.items() if any(match(name, p) for p in patterns)], self.seeds)
+
+    def _subset(self, rows: Sequence[RowSpec], seeds: tuple[int, ...]) -> AblationSpec:
+        """``rows`` and only the runs they need (with their Stage-I runs), in ``seeds``."""
+        needed = {side.run for row in rows for side in (row.better, row.worse)}
         needed |= {self.runs[name].stage1 for name in needed if self.runs[name].stage1}
         runs = {name: run for name, run in self.runs.items() if name in needed}
-        return AblationSpec(self.world, self.quick_seeds or self.seeds[:1], runs, rows, self.common, self.eval_args,
+        return AblationSpec(self.world, seeds, runs, {row.name: row for row in rows}, self.common, self.eval_args,
                             self.distinct_context, source=self.source)
 
     def modes_of(self, run: str) -> tuple[str, ...]:

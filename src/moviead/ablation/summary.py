@@ -97,8 +97,10 @@ def _fmt(value: float | None, metric: str) -> str:
     return f"{value * scale:.2f}"
 
 
-def format_markdown(spec: AblationSpec, rows: list[RowSummary], minutes: float | None = None) -> str:
-    """The summary table (values ×100 except Stage-I recall, already in %), then the rows that do not hold."""
+def format_markdown(spec: AblationSpec, rows: list[RowSummary], minutes: float | None = None,
+                    recognition: dict | None = None) -> str:
+    """The summary table (values ×100 except Stage-I recall, already in %), then the rows that do not hold, then
+    (with ``recognition``, :mod:`moviead.ablation.recognition`) FocusedAD's recognition accuracy per bank."""
     lines = [f"# Ablations on toy world {spec.world.version} ({spec.world.movies} movies, data seed {spec.world.seed})",
              "", f"Spec: `{spec.source}`; seeds {list(spec.seeds)}"
              + (f"; {minutes:.1f} min" if minutes is not None else "") + ".",
@@ -122,14 +124,21 @@ def format_markdown(spec: AblationSpec, rows: list[RowSummary], minutes: float |
                      for r in failing)
     else:
         lines.append("Every row holds.")
+    if recognition is not None:
+        from moviead.ablation.recognition import PLOT_NAME, recognition_markdown
+
+        lines += ["", recognition_markdown(recognition, f"plots/{PLOT_NAME}").rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
-def write_summary(spec: AblationSpec, rows: list[RowSummary], out: Path, minutes: float | None = None) -> dict:
-    """``out/summary.json`` (every value per seed) and ``out/summary.md``, each written atomically; returns the JSON
-    payload (what ``moviead plot`` reads back from ``summary.json``)."""
+def write_summary(spec: AblationSpec, rows: list[RowSummary], out: Path, minutes: float | None = None,
+                  recognition: dict | None = None) -> dict:
+    """``out/summary.json`` (every value per seed, and ``recognition`` when given) and ``out/summary.md``, each
+    written atomically; returns the JSON payload (what ``moviead plot`` reads back from ``summary.json``)."""
     payload = {"spec": spec.source, "world": asdict(spec.world), "seeds": list(spec.seeds), "minutes": minutes,
                "rows": [asdict(r) for r in rows]}
+    if recognition is not None:
+        payload["recognition"] = recognition
     write_text_atomically(out / "summary.json", json.dumps(payload, indent=1) + "\n")
-    write_text_atomically(out / "summary.md", format_markdown(spec, rows, minutes))
+    write_text_atomically(out / "summary.md", format_markdown(spec, rows, minutes, recognition))
     return payload

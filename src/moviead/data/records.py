@@ -115,6 +115,8 @@ class CharacterBox:
         distance: the stored L2 distance of the face to its nearest best query.
         embedding: the face's embedding (FaceNet, D floats), None when the file has none.
         truth: the ground-truth name (or ``"other"``), for scoring recognition only; None when the file has none.
+        frame_boxes: the detection's box on each feature frame of the clip, (T, 4) [x1, y1, x2, y2] in pixels (the
+            record's optional ``frame boxes``: a tracked character); None when the file gives only ``box``.
     """
 
     name: str
@@ -123,6 +125,7 @@ class CharacterBox:
     distance: float
     embedding: tuple[float, ...] | None = None
     truth: str | None = None
+    frame_boxes: tuple[tuple[float, float, float, float], ...] | None = None
 
     @property
     def reference(self) -> str:

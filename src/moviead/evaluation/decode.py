@@ -4,10 +4,11 @@
 gaps) in *local*, *oracle* or *recurrent* mode, appends each batch to ``predictions.jsonl`` through
 :class:`~moviead.evaluation.predictions.PredictionStore` (a rerun resumes after the last complete row) and shows a
 progress bar in ADs/s. In recurrent mode each movie is decoded in time order and the batches hold the next AD of
-several movies (:func:`~moviead.evaluation.schedule.recurrent_batches`); the predictions of earlier ADs feed the
-context through :class:`~moviead.data.context.PredictionContext`, restored from the file on resume. A FocusedAD
-checkpoint decodes Storyboard-v2 clips with their records (its collate function builds each clip's instruction from
-the recognised names and character regions); its rows also carry the ``names`` of that instruction.
+several movies (:func:`~moviead.evaluation.schedule.recurrent_batches`: those with the most ADs left, so batches stay
+full); the predictions of earlier ADs feed the context through :class:`~moviead.data.context.PredictionContext`,
+restored from the file on resume. A FocusedAD checkpoint decodes Storyboard-v2 clips with their records (its collate
+function builds each clip's instruction from the recognised names and character regions); its rows also carry the
+``names`` of that instruction.
 
 With ``DecodeSettings.words_per_second`` each AD is fitted to its cue (:mod:`moviead.evaluation.budget`): its word
 budget ``floor(duration * rate)`` sets its token limit, beams over the budget lose to beams within it, and a text
@@ -37,7 +38,7 @@ from moviead.data.sentence_features import encode_proposal_texts
 from moviead.data.sources import SplitData, make_dataset
 from moviead.evaluation.budget import fit_to_budget, token_limit, word_budget, word_count
 from moviead.evaluation.predictions import PredictionStore
-from moviead.evaluation.schedule import fixed_batches, recurrent_batches
+from moviead.evaluation.schedule import RecurrentPolicy, fixed_batches, recurrent_batches
 from moviead.focused.data import read_storyboard_records, storyboard_examples
 from moviead.models.generation import GenerationSettings
 from moviead.recipes.base import Recipe, model_batch
@@ -58,6 +59,9 @@ class DecodeSettings:
         progress: show the progress bar.
         words_per_second: fit each AD to its cue at this speaking rate (None: no word budget).
         no_repeat_ngram: n-gram size no AD may repeat (None: the checkpoint's, 0: off).
+        schedule: recurrent mode: which movies take the batch's slots at each step
+            (:func:`~moviead.evaluation.schedule.recurrent_batches`); every AD sees the same context under either
+            policy, so only the rounding of batched decoding (as with any B > 1) can tell them apart.
     """
 
     mode: ContextMode = ContextMode.recurrent
@@ -68,6 +72,7 @@ class DecodeSettings:
     progress: bool = True
     words_per_second: float | None = None
     no_repeat_ngram: int | None = None
+    schedule: RecurrentPolicy = "longest_first"
 
 
 @dataclass
@@ -146,7 +151,7 @@ def decode_split(
             by_movie.setdefault(dataset.items[i].record.movie, []).append(i)
         for movie_positions in by_movie.values():
             movie_positions.sort(key=lambda i: dataset.items[i].record.index)
-        batches = recurrent_batches(list(by_movie.values()), settings.batch_movies)
+        batches = recurrent_batches(list(by_movie.values()), settings.batch_movies, settings.schedule)
     else:
         batches = fixed_batches(positions, settings.batch_size)
 

@@ -6,7 +6,8 @@ merge (eq. 8).
   :mod:`moviead.data.formats.storyboard`), so regions are boxes and we pool by box. A box is given either once per
   clip, (B, C, 4), and then used on every sampled frame (broadcast; this is what the Storyboard-v2 records give),
   or per frame, (B, C, T, 4), when a source tracks the character across the clip (the paper's propagated
-  masklets). Pooling is **area-weighted, RoIAlign-like**: cell (i, j) of an H'×W' grid covers
+  masklets; a record's optional ``frame boxes``, which the toy data writes, served at the sampled frames by
+  :class:`~moviead.focused.data.FocusedCollator`). Pooling is **area-weighted, RoIAlign-like**: cell (i, j) of an H'×W' grid covers
   [j/W', (j+1)/W'] × [i/H', (i+1)/H'] of the frame; it is weighted by the area it shares with the box (boxes as
   fractions of the frame), and the weighted mean of the cells is the region's feature on that frame. So a cell
   half inside the box counts half, a box inside one cell takes that cell, and a box of zero width or height takes

@@ -26,7 +26,13 @@ from moviead.data.features import FeatureStore, open_feature_store
 from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.records import StoryboardRecord
 from moviead.focused.recognition import MovieQueries
-from moviead.focused.templates import REGION, clip_characters, dynamic_instruction, normalised_boxes
+from moviead.focused.templates import (
+    REGION,
+    clip_characters,
+    dynamic_instruction,
+    normalised_boxes,
+    normalised_frame_boxes,
+)
 
 NO_REGION = -1
 
@@ -37,19 +43,22 @@ class FocusedBatchKey:
     INSTRUCTION_IDS = "instruction_ids"  # (B, Li) int64, the dynamic instruction; pad id at region positions
     INSTRUCTION_MASK = "instruction_mask"  # (B, Li) bool
     INSTRUCTION_REGION = "instruction_region"  # (B, Li) int64: c at the position of region c's tokens, else -1
-    REGION_BOXES = "region_boxes"  # (B, C, 4) float32 [x1, y1, x2, y2] as fractions of the frame: one box per
-    # clip (Storyboard-v2 records have no per-frame boxes); the character tokens use it on every frame
+    REGION_BOXES = "region_boxes"  # float32 [x1, y1, x2, y2] as fractions of the frame: (B, C, 4), one box per
+    # clip used on every frame, or (B, C, T, 4) in box mode when a region's record has per-frame boxes
+    # (``frame boxes``, e.g. the toy data's tracked characters): each region's box on each sampled frame
     REGION_VALID = "region_valid"  # (B, C) bool
     PATCHES = "patches"  # (B, T, H', W', Dp) float32 patch features (box mode only), zeros on padded frames
 
 
 @dataclass(frozen=True)
 class StoryboardExample:
-    """A clip example, its Storyboard-v2 record and (box mode) its patch features (T, H', W', Dp) float32."""
+    """A clip example, its Storyboard-v2 record and (box mode) its patch features (T, H', W', Dp) float32 with the
+    (T,) indices of the clip's feature frames they (and the frames) were read at."""
 
     clip: ClipExample
     storyboard: StoryboardRecord
     patches: np.ndarray | None = None
+    frame_indices: np.ndarray | None = None
 
 
 class StoryboardClipDataset(Dataset):
@@ -74,8 +83,8 @@ class StoryboardClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def _frames_and_patches(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frames (T, D) and patches (T, H', W', Dp) at the same sampled indices (one random shift for both)."""
+    def _frames_and_patches(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames (T, D), patches (T, H', W', Dp) and the (T,) indices they were read at (one random shift)."""
         assert self.patches is not None
         clips, item = self.clips, self.clips.items[index]
         shift = 0
@@ -87,15 +96,22 @@ class StoryboardClipDataset(Dataset):
             raise DataFormatError(
                 self.patches.path, f"{self.patches.num_frames(item.feature_key)} patch frames but {item.num_frames} "
                 "frame features", "extract patch and frame features at the same fps", record=item.feature_key)
-        return clips.features.read(item.feature_key, picked), self.patches.read(item.feature_key, picked)
+        tracked = [b for b in self.records[item.feature_key].detections if b.frame_boxes is not None]
+        if any(len(b.frame_boxes or ()) != item.num_frames for b in tracked):
+            lengths = sorted({len(b.frame_boxes or ()) for b in tracked})
+            raise DataFormatError(None, f"'frame boxes' give {lengths} boxes per detection but the clip has "
+                                  f"{item.num_frames} feature frames", "give one box per feature frame of the clip",
+                                  record=item.feature_key)
+        picked = np.asarray(picked, dtype=np.int64)
+        return clips.features.read(item.feature_key, picked), self.patches.read(item.feature_key, picked), picked
 
     def __getitem__(self, index: int) -> StoryboardExample:
         clip = self.clips[index]
         record = self.records[self.clips.items[index].feature_key]
         if self.patches is None:
             return StoryboardExample(clip, record)
-        frames, patches = self._frames_and_patches(index)
-        return StoryboardExample(replace(clip, frames=frames), record, patches)
+        frames, patches, picked = self._frames_and_patches(index)
+        return StoryboardExample(replace(clip, frames=frames), record, patches, picked)
 
 
 def read_storyboard_records(path: str | Path) -> dict[str, StoryboardRecord]:
@@ -176,7 +192,10 @@ class FocusedCollator:
                                          s.max_characters, s.records_path)
             names.append([c.name for c in characters])
             instructions.append(dynamic_instruction(names[-1]))
-            boxes.append(normalised_boxes(ex.storyboard, characters))
+            if ex.frame_indices is not None and any(c.frame_boxes is not None for c in characters):
+                boxes.append(normalised_frame_boxes(ex.storyboard, characters, ex.frame_indices.tolist()))
+            else:
+                boxes.append(normalised_boxes(ex.storyboard, characters))
         encoded = [self._instruction(text) for text in instructions]
         length = max(len(ids) for ids, _ in encoded)
         ids = torch.full((len(examples), length), self.base.pad_id, dtype=torch.int64)
@@ -186,12 +205,7 @@ class FocusedCollator:
             ids[b, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.int64)
             mask[b, : len(row_ids)] = True
             region[b, : len(row_ids)] = torch.tensor(row_regions, dtype=torch.int64)
-        regions = max(len(b) for b in boxes)
-        box_tensor = torch.zeros(len(examples), regions, 4, dtype=torch.float32)
-        valid = torch.zeros(len(examples), regions, dtype=torch.bool)
-        for b, row in enumerate(boxes):
-            box_tensor[b, : len(row)] = torch.tensor(row, dtype=torch.float32)
-            valid[b, : len(row)] = True
+        box_tensor, valid = _box_tensor(boxes, batch[BatchKey.FRAMES].shape[1])
         batch[FocusedBatchKey.INSTRUCTION_IDS] = ids
         batch[FocusedBatchKey.INSTRUCTION_MASK] = mask
         batch[FocusedBatchKey.INSTRUCTION_REGION] = region
@@ -204,6 +218,27 @@ class FocusedCollator:
             meta.update(global_id=ex.storyboard.global_id, clip_type=ex.storyboard.clip_type, instruction=text,
                         names=row_names)
         return batch
+
+
+def _box_tensor(boxes: Sequence[list], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each example's region boxes, C rows of one box (4,) or of per-frame boxes (T_b, 4), as (B, C, 4) when none
+    is per frame, else (B, C, length, 4) (one-box rows repeated; frames past T_b repeat the last box, the frame mask
+    hides them); and the (B, C) mask of real regions."""
+    regions = max(len(rows) for rows in boxes)
+    per_frame = any(isinstance(rows[0][0], (tuple, list)) for rows in boxes)
+    shape = (len(boxes), regions, length, 4) if per_frame else (len(boxes), regions, 4)
+    out = torch.zeros(shape, dtype=torch.float32)
+    valid = torch.zeros(len(boxes), regions, dtype=torch.bool)
+    for b, rows in enumerate(boxes):
+        valid[b, : len(rows)] = True
+        for c, row in enumerate(rows):
+            value = torch.tensor(row, dtype=torch.float32)  # (4,) or (T_b, 4)
+            if per_frame and value.dim() == 2:
+                out[b, c, : len(value)] = value
+                out[b, c, len(value):] = value[-1]
+            else:
+                out[b, c] = value
+    return out, valid
 
 
 def _pad_patches(patches: Sequence[np.ndarray | None], length: int) -> torch.Tensor:

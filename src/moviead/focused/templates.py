@@ -74,3 +74,23 @@ def normalised_boxes(record: StoryboardRecord, characters: Sequence[CharacterBox
     boxes = [c.box for c in characters] or [whole_frame(record.resolution)]
     scale = (width, height, width, height)
     return [tuple(min(max(v / s, 0.0), 1.0) for v, s in zip(box, scale)) for box in boxes]
+
+
+def normalised_frame_boxes(record: StoryboardRecord, characters: Sequence[CharacterBox],
+                           frames: Sequence[int]) -> list[list[tuple[float, ...]]]:
+    """(C, T, 4) boxes of the instruction's regions on the clip's sampled feature ``frames``, as fractions of the
+    frame clipped to [0, 1]: a character's per-frame box (``frame_boxes``) where the record tracks it, else its
+    one box on every frame (the whole frame when there is no character)."""
+    static = normalised_boxes(record, characters)
+    if not characters:
+        return [[static[0]] * len(frames)]
+    height, width = record.resolution
+    scale = (width, height, width, height)
+    out = []
+    for character, box in zip(characters, static):
+        if character.frame_boxes is None:
+            out.append([box] * len(frames))
+            continue
+        track = [character.frame_boxes[f] for f in frames]
+        out.append([tuple(min(max(v / s, 0.0), 1.0) for v, s in zip(b, scale)) for b in track])
+    return out

@@ -20,6 +20,7 @@ from moviead.losses.distributed import distributed, gather_padded, pad_dim1
 
 if TYPE_CHECKING:
     from moviead.models.qformer import PretrainedMovieEncoder
+    from moviead.models.qformer_passes import QueryCache
 
 # ---------------------------------------------------------------------------------------------- VTC
 
@@ -153,6 +154,35 @@ def vtg_loss(
     return F.cross_entropy(shifted, targets, ignore_index=ignore_index, label_smoothing=label_smoothing)
 
 
+def vtg_loss_at_labels(
+    hidden: torch.Tensor,
+    lm_head: nn.Module,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.1,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """:func:`vtg_loss` of ``lm_head(hidden)``, with the LM head run only at the positions that predict a label.
+
+    Args:
+        hidden: (B, L, H) text outputs of the causal pass; lm_head: (.., H) -> (.., V).
+        labels: (B, L) long with ``ignore_index`` where no loss is taken (padding).
+
+    Returns:
+        scalar, the same value as ``vtg_loss(lm_head(hidden), labels, ...)``: the head is skipped at padding
+        positions and at the last one (B*(L-1) - M rows of a V-way projection, M = the counted targets).
+    """
+    targets = labels[:, 1:]  # (B, L-1)
+    counted = targets != ignore_index
+    logits = lm_head(hidden[:, :-1][counted])  # (M, V)
+    return F.cross_entropy(logits, targets[counted], label_smoothing=label_smoothing)
+
+
+def trim_text_padding(text_ids: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the trailing columns that are padding in every row: (B, L) -> (B, L') with L' the longest text."""
+    length = max(1, int(text_mask.sum(dim=1).max()))
+    return text_ids[:, :length], text_mask[:, :length]
+
+
 # ---------------------------------------------------------------------------------------------- weights
 
 
@@ -198,6 +228,7 @@ class PMELoss(nn.Module):
         vtc_label_smoothing, vtg_label_smoothing: as in BLIP-2 (VTG 0.1).
         vtg_bos_token_id: replaces the first text token for VTG (LAVIS's ``[DEC]``); None keeps ``[CLS]``.
         seed: seeds the hard-negative sampler; rank r draws from ``seed * 1000 + r``.
+        generator: draw the hard negatives from this generator instead (benchmarks and tests).
     """
 
     def __init__(
@@ -207,6 +238,7 @@ class PMELoss(nn.Module):
         vtg_label_smoothing: float = 0.1,
         vtg_bos_token_id: int | None = None,
         seed: int = 0,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.weights = weights if weights is not None else PMELossWeights()
@@ -214,7 +246,7 @@ class PMELoss(nn.Module):
         self.vtg_label_smoothing = vtg_label_smoothing
         self.vtg_bos_token_id = vtg_bos_token_id
         self.seed = seed
-        self._generator: torch.Generator | None = None
+        self._generator: torch.Generator | None = generator
 
     def negatives_generator(self) -> torch.Generator:
         """The (CPU) generator of the VTM negatives, made on first use from the seed and this process's rank."""
@@ -240,25 +272,36 @@ class PMELoss(nn.Module):
         return self.weights.total(parts), parts
 
     def parts(self, model: PretrainedMovieEncoder, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """The enabled losses of one batch, unweighted (keys ``vtc``, ``vtm``, ``vtg``)."""
+        """The enabled losses of one batch, unweighted (keys ``vtc``, ``vtm``, ``vtg``).
+
+        Work the losses do not need is skipped, without changing their values: trailing text columns that are
+        padding in every row; a second pass over the query positions for VTG (its text attends to the keys and
+        values of the VTC query pass, as LAVIS's BLIP-2 does); the last layer's text positions for VTM and all
+        but ``[CLS]`` for VTC; the LM head at positions without a target.
+        """
         frames, frame_mask = batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK]  # (B, T, D), (B, T)
-        text_ids, text_mask = batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK]  # (B, L)
+        text_ids, text_mask = trim_text_padding(batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK])  # (B, L)
+        batch = {**batch, BatchKey.TEXT_IDS: text_ids, BatchKey.TEXT_MASK: text_mask}
         losses: dict[str, torch.Tensor] = {}
+        keep_cache = self.weights.enabled("vtg") or self.weights.enabled("vtm")
+        query_out, cache = model.query_pass(frames, frame_mask, keep_cache=keep_cache)
         if self.weights.enabled("vtc") or self.weights.enabled("vtm"):
             model.clamp_temp_()
-            query_feats = model.query_features(frames, frame_mask)  # (B, Nq, E)
+            query_feats = model.project_queries(query_out)  # (B, Nq, E)
             text_feats = model.text_features(text_ids, text_mask)  # (B, E)
             sim_v2t, sim_t2v, offset = vtc_similarities(query_feats, text_feats, gather=True)  # (B, N) each
             if self.weights.enabled("vtc"):
                 losses["vtc"] = info_nce(sim_v2t, sim_t2v, model.temp, offset, self.vtc_label_smoothing)
             if self.weights.enabled("vtm"):
-                losses["vtm"] = self.vtm(model, batch, sim_v2t, sim_t2v, offset)
+                losses["vtm"] = self.vtm(model, batch, sim_v2t, sim_t2v, offset, cache)
         if self.weights.enabled("vtg"):
+            assert cache is not None
             ids = text_ids.clone()
             if self.vtg_bos_token_id is not None:
                 ids[:, 0] = self.vtg_bos_token_id
-            logits = model.lm_logits(frames, frame_mask, ids, text_mask)  # (B, L, V)
-            losses["vtg"] = vtg_loss(logits, lm_labels(ids, text_mask), self.vtg_label_smoothing)
+            hidden = model.vtg_text_outputs(cache, ids, text_mask)  # (B, L, H)
+            losses["vtg"] = vtg_loss_at_labels(hidden, model.lm_head, lm_labels(ids, text_mask),
+                                               self.vtg_label_smoothing)
         return losses
 
     def vtm(
@@ -268,6 +311,7 @@ class PMELoss(nn.Module):
         sim_v2t: torch.Tensor,
         sim_t2v: torch.Tensor,
         offset: int,
+        cache: QueryCache | None = None,
     ) -> torch.Tensor:
         """L_VTM on 3B pairs: (video i, text i) positive, (video i, hard negative text), (hard negative video, text i).
 
@@ -275,6 +319,8 @@ class PMELoss(nn.Module):
             model: the PME; batch: as in :meth:`forward`.
             sim_v2t, sim_t2v: (B, N) the VTC similarities of the local items against all N items (sampling weights).
             offset: global index of the first local item.
+            cache: the query pass's cache of the local videos: when every negative video is local (always on one
+                process), the 3B pairs select its frame keys/values instead of projecting the frames again.
 
         Returns:
             scalar VTM cross-entropy.
@@ -293,9 +339,15 @@ class PMELoss(nn.Module):
         local_frames = pad_dim1(frames, all_frames.shape[1], 0.0)
         local_frame_mask = pad_dim1(frame_mask, all_frames.shape[1], False)
         local_text_mask = pad_dim1(text_mask, all_ids.shape[1], False)
-        video = torch.cat([local_frames, local_frames, all_frames[neg_video]])
-        video_mask = torch.cat([local_frame_mask, local_frame_mask, all_frame_mask[neg_video]])
         ids = torch.cat([local_ids, all_ids[neg_text], local_ids])
         mask = torch.cat([local_text_mask, all_text_mask[neg_text], local_text_mask])
         labels = torch.cat([torch.ones(len(frames)), torch.zeros(2 * len(frames))]).long().to(frames.device)
+        local = torch.arange(len(frames), device=frames.device)
+        neg_local = neg_video - offset
+        all_local = bool(((neg_local >= 0) & (neg_local < len(frames))).all())
+        if cache is not None and cache.frames is not None and all_local:
+            keys = cache.frames.select(torch.cat([local, local, neg_local]))
+            return vtm_loss(model.itm_logits(keys, None, ids, mask), labels)
+        video = torch.cat([local_frames, local_frames, all_frames[neg_video]])
+        video_mask = torch.cat([local_frame_mask, local_frame_mask, all_frame_mask[neg_video]])
         return vtm_loss(model.itm_logits(video, video_mask, ids, mask), labels)

@@ -44,6 +44,7 @@ from transformers.models.blip_2.modeling_blip_2 import Blip2TextEmbeddings
 from moviead.export_files import PME_CONFIG, PME_WEIGHTS, export_sha256
 from moviead.models.configs import PMEConfig
 from moviead.models.layers import BertLMHead, SinusoidalTemporalEncoding, additive_mask
+from moviead.models.qformer_passes import FrameKeys, Last, QueryCache, frame_keys, run_qformer
 
 Task = Literal["vtc", "vtm", "vtg"]
 
@@ -151,81 +152,127 @@ class PretrainedMovieEncoder(nn.Module):
         return self.query_tokens.expand(batch, -1, -1)  # (B, Nq, H)
 
     # ------------------------------------------------------------------ single-modality branches
+    def frame_keys(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> FrameKeys:
+        """Cross-attention keys/values of raw frames (B, T, Dv) (frame_mask (B, T)), for every cross layer."""
+        self._check_width(frames)
+        return frame_keys(self.qformer, self.encode_frames(frames, None)[0], frame_mask)
+
+    def query_pass(
+        self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None, keep_cache: bool = False
+    ) -> tuple[torch.Tensor, QueryCache | None]:
+        """Queries only (they see each other and the frames): (B, T, Dv) -> (B, Nq, H), and their keys/values.
+
+        Args:
+            frames: (B, T, Dv); frame_mask: (B, T) bool or None.
+            keep_cache: also return each layer's query keys/values and the frames' cross-attention keys/values
+                (a :class:`QueryCache`): :meth:`vtg_text_outputs` computes VTG's text positions from it without a
+                second query pass, and :meth:`itm_logits` reuses its frame projections.
+
+        Returns:
+            ``(query_out, cache)``: (B, Nq, H) and the cache (None unless ``keep_cache``).
+        """
+        keys = self.frame_keys(frames, frame_mask)
+        cache = QueryCache(frames=keys) if keep_cache else None
+        out, _ = run_qformer(self.qformer, self._queries(frames.shape[0]), None, None, None, keys, record=cache,
+                             attn=self.config.attn_implementation)
+        assert out is not None
+        return out, cache
+
     def query_outputs(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Queries only (they see each other and the frames): (B, T, Dv) -> (B, Nq, H).
 
         These are the compact visual features: the VTC image side and Stage-II's visual tokens.
         """
-        encoded, cross_bias = self.encode_frames(frames, frame_mask)
-        queries = self._queries(frames.shape[0])
-        out = self.qformer(
-            query_embeds=queries,
-            query_length=queries.shape[1],
-            encoder_hidden_states=encoded,
-            encoder_attention_mask=cross_bias,
-        )
-        return out.last_hidden_state  # (B, Nq, H)
+        return self.query_pass(frames, frame_mask)[0]
 
     def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Visual tokens for Stage-II: frames (B, T, Dv), frame_mask (B, T) -> (B, Nq, H)."""
         return self.query_outputs(frames, frame_mask)
 
+    def project_queries(self, query_out: torch.Tensor) -> torch.Tensor:
+        """VTC video features from query outputs: (B, Nq, H) -> (B, Nq, E), L2-normalised ``vision_proj``."""
+        return F.normalize(self.vision_proj(query_out), dim=-1)
+
     def query_features(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """VTC video features: (B, T, Dv) -> (B, Nq, E), L2-normalised ``vision_proj`` of each query."""
-        return F.normalize(self.vision_proj(self.query_outputs(frames, frame_mask)), dim=-1)
+        return self.project_queries(self.query_outputs(frames, frame_mask))
 
-    def text_outputs(self, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """Text only (BERT-style bidirectional self-attention): (B, L) ids -> (B, L, H) hidden states."""
+    def text_outputs(self, text_ids: torch.Tensor, text_mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Text only (BERT-style bidirectional self-attention): (B, L) ids -> (B, L, H) hidden states.
+
+        Padded positions are zeros. ``cls_only``: only the first ([CLS]) output, (B, 1, H), whose last layer is
+        computed at that position alone.
+        """
         text_embeds = self.embeddings(input_ids=text_ids)  # (B, L, H)
-        out = self.qformer(
-            query_embeds=text_embeds,
-            query_length=0,
-            attention_mask=additive_mask(text_mask.bool(), self._mask_dtype()),
-        )
-        return out.last_hidden_state
+        mask = text_mask.bool()
+        last = "first" if cls_only else "all"
+        _, out = run_qformer(self.qformer, None, text_embeds, mask, mask[:, None, :], last=last,
+                             attn=self.config.attn_implementation)
+        assert out is not None
+        return out
 
     def text_features(self, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """VTC text features: (B, L) -> (B, E), L2-normalised ``text_proj`` of the [CLS] output."""
-        return F.normalize(self.text_proj(self.text_outputs(text_ids, text_mask)[:, 0]), dim=-1)
+        cls = self.text_outputs(text_ids, text_mask, cls_only=True)[:, 0]  # (B, H)
+        return F.normalize(self.text_proj(cls), dim=-1)
 
     # ------------------------------------------------------------------ joint branch
     def joint_outputs(
         self,
-        frames: torch.Tensor,
+        frames: torch.Tensor | FrameKeys,
         frame_mask: torch.Tensor | None,
         text_ids: torch.Tensor,
         text_mask: torch.Tensor,
         task: Task,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        last: Last = "all",
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Queries and text through one shared self-attention under the mask of ``task``.
 
         Args:
-            frames: (B, T, Dv); frame_mask: (B, T) or None; text_ids, text_mask: (B, L).
+            frames: (B, T, Dv), or the videos' :class:`FrameKeys` (e.g. selected from a query pass's cache);
+            frame_mask: (B, T) or None (ignored with :class:`FrameKeys`); text_ids, text_mask: (B, L).
             task: ``"vtc"``, ``"vtm"`` or ``"vtg"`` (see :func:`task_attention_mask`).
+            last: ``"queries"`` computes the last layer at the query positions only (no text output).
 
         Returns:
-            ``(query_out, text_out)``: (B, Nq, H) and (B, L, H).
+            ``(query_out, text_out)``: (B, Nq, H) and (B, L, H) (zeros at padding; None for ``last="queries"``).
         """
-        encoded, cross_bias = self.encode_frames(frames, frame_mask)
-        queries = self._queries(frames.shape[0])
-        num_queries = queries.shape[1]
-        joint = self.embeddings(input_ids=text_ids, query_embeds=queries)  # (B, Nq+L, H)
-        allowed = task_attention_mask(task, num_queries, text_mask)  # (B, Nq+L, Nq+L)
-        out = self.qformer(
-            query_embeds=joint,
-            query_length=num_queries,
-            attention_mask=additive_mask(allowed, self._mask_dtype()),
-            encoder_hidden_states=encoded,
-            encoder_attention_mask=cross_bias,
-        ).last_hidden_state
-        return out[:, :num_queries], out[:, num_queries:]
+        keys = frames if isinstance(frames, FrameKeys) else self.frame_keys(frames, frame_mask)
+        queries = self._queries(text_ids.shape[0])
+        text = self.embeddings(input_ids=text_ids)  # (B, L, H)
+        allowed = task_attention_mask(task, queries.shape[1], text_mask)  # (B, Nq+L, Nq+L)
+        query_out, text_out = run_qformer(self.qformer, queries, text, text_mask.bool(), allowed, keys, last,
+                                          attn=self.config.attn_implementation)
+        assert query_out is not None
+        return query_out, text_out
 
     def itm_logits(
-        self, frames: torch.Tensor, frame_mask: torch.Tensor | None, text_ids: torch.Tensor, text_mask: torch.Tensor
+        self,
+        frames: torch.Tensor | FrameKeys,
+        frame_mask: torch.Tensor | None,
+        text_ids: torch.Tensor,
+        text_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """VTM: bidirectional joint pass, ``itm_head`` on each query output -> (B, Nq, 2) (average over Nq)."""
-        query_out, _ = self.joint_outputs(frames, frame_mask, text_ids, text_mask, "vtm")
+        """VTM: bidirectional joint pass, ``itm_head`` on each query output -> (B, Nq, 2) (average over Nq).
+
+        ``frames`` (B, T, Dv) or :class:`FrameKeys`. The last layer is computed at the query positions only (the
+        text outputs are not read).
+        """
+        query_out, _ = self.joint_outputs(frames, frame_mask, text_ids, text_mask, "vtm", last="queries")
         return self.itm_head(query_out)
+
+    def vtg_text_outputs(self, cache: QueryCache, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """VTG's text outputs (B, L, H): causal text attending to the queries of :meth:`query_pass`'s ``cache``.
+
+        Equal (in eval mode) to the text part of ``joint_outputs(..., "vtg")``, without recomputing the queries.
+        """
+        num_queries = cache.keys[0].shape[2]
+        allowed = task_attention_mask("vtg", num_queries, text_mask)[:, num_queries:]  # (B, L, Nq+L)
+        text_embeds = self.embeddings(input_ids=text_ids)  # (B, L, H)
+        _, out = run_qformer(self.qformer, None, text_embeds, text_mask.bool(), allowed, prefix=cache,
+                             attn=self.config.attn_implementation)
+        assert out is not None
+        return out
 
     def lm_logits(
         self, frames: torch.Tensor, frame_mask: torch.Tensor | None, text_ids: torch.Tensor, text_mask: torch.Tensor
@@ -234,8 +281,12 @@ class PretrainedMovieEncoder(nn.Module):
 
         As in BLIP-2, callers may replace ``text_ids[:, 0]`` by a decoder BOS token (LAVIS's ``[DEC]``).
         """
-        _, text_out = self.joint_outputs(frames, frame_mask, text_ids, text_mask, "vtg")
-        return self.lm_head(text_out)
+        _, cache = self.query_pass(frames, frame_mask, keep_cache=True)
+        return self.lm_head(self.vtg_text_outputs(cache, text_ids, text_mask))
+
+    def _check_width(self, frames: torch.Tensor) -> None:
+        if frames.shape[-1] != self.config.vision_width:
+            raise ValueError(f"frames have width {frames.shape[-1]}, config.vision_width={self.config.vision_width}")
 
     @torch.no_grad()
     def clamp_temp_(self, min_value: float = 0.001, max_value: float = 0.5) -> None:

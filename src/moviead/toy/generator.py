@@ -32,7 +32,10 @@ RNG state is touched. Layout written under ``out``::
     lsmdc/lsmdc_clip_features.h5           float16 (T_clip, D) per clip id
     storyboard/storyboard_v2.json          list of Storyboard-v2 records, with each detection's face embedding
                                            and its true name (scoring only; premises in writers.write_storyboard)
-    storyboard/storyboard_clip_features.h5 float16 (T_clip, D) per global_id
+    storyboard/storyboard_clip_features.h5 float16 (T_clip, D) per global_id: the same frames with the action
+                                           weakened (background-dominated, :mod:`moviead.toy.storyboard_patches`)
+    storyboard/patch_features.h5           float16 (T_clip, 4, 4, 64) patch features per global_id (FocusedAD boxes;
+                                           each detection's per-frame boxes are the record's ``frame boxes``)
     storyboard/best_query/{imdbid}/{NAME}.npy   float32 (1, 512), L2-normalised, chosen from the portraits (eqs. 1-3)
     storyboard/actor_query/{imdbid}/{NAME}.npy  the same from the actor's photos (their mean: Table 1's B2 bank)
     storyboard/portraits/{imdbid}/{NAME}/faces.npy, actor_photos/...   the embeddings the two banks come from
@@ -60,6 +63,7 @@ import numpy as np
 
 from moviead.toy import grammar as g
 from moviead.toy.decoders import write_tiny_causal_lm
+from moviead.toy.storyboard_patches import weaken_action
 from moviead.toy.tokenizers import write_bert_wordpiece, write_toy_bpe_tokenizer
 from moviead.toy.writers import (
     FACE_DIM,
@@ -118,11 +122,20 @@ def concept_bank(seed: int, dim: int) -> dict[str, np.ndarray]:
 
 def render_features(movie: g.ToyMovie, bank: dict[str, np.ndarray], seed: int, fps: float) -> np.ndarray:
     """Frame features of ``movie``, float16 (T, D) with T = ceil(duration * fps), unit L2 norm per frame."""
+    signal, _ = render_signal(movie, bank, seed, fps)
+    signal /= np.linalg.norm(signal, axis=1, keepdims=True)
+    return signal.astype(np.float16)
+
+
+def render_signal(movie: g.ToyMovie, bank: dict[str, np.ndarray], seed: int, fps: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The frame signal of ``movie`` before normalisation, float32 (T, D), and its action component (T, D)."""
     rng = _rng(seed, _FEATURES, movie.index)
     dim = bank["dialogue"].shape[0]
     w = WEIGHTS
     num_frames = math.ceil(movie.duration_ms * fps / 1000)
     signal = np.empty((num_frames, dim), dtype=np.float32)  # (T, D)
+    action = np.zeros((num_frames, dim), dtype=np.float32)  # (T, D): the action's part of the signal
 
     def jitter() -> np.ndarray:
         return w["jitter"] * rng.standard_normal(dim, dtype=np.float32) / np.sqrt(dim)
@@ -142,14 +155,21 @@ def render_features(movie: g.ToyMovie, bank: dict[str, np.ndarray], seed: int, f
             + w["place"] * bank["place"][s.place]
             + jitter()
         )
+        action[first:stop] = w["action"] * bank["action"][s.action]
         done = stop
     signal[done:] = dialogue(movie.ads[-1].sentence.place)
     style = w["style"] * rng.standard_normal(dim, dtype=np.float32) / np.sqrt(dim)
     signal += w["clip_mean"] * bank["clip_mean"] + style
     white = rng.standard_normal((num_frames + 2, dim), dtype=np.float32)
     signal += (w["noise"] / np.sqrt(3 * dim)) * (white[:-2] + white[1:-1] + white[2:])  # smoothed over 3 frames
-    signal /= np.linalg.norm(signal, axis=1, keepdims=True)
-    return signal.astype(np.float16)
+    return signal, action
+
+
+def _frames_and_storyboard(signals: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per movie, the frame features (float16, unit rows) and the Storyboard-v2 part's (the action weakened)."""
+    storyboard = [weaken_action(signal, action) for signal, action in signals]
+    frames = [(signal / np.linalg.norm(signal, axis=1, keepdims=True)).astype(np.float16) for signal, _ in signals]
+    return frames, storyboard
 
 
 def _split(movies: list[g.ToyMovie]) -> tuple[list[str], list[str]]:
@@ -163,15 +183,17 @@ def _world_v1(movies: int, seed: int, feature_dim: int, fps: float) -> ToyWorld:
     bank = concept_bank(seed, feature_dim)
     plans = [g.plan_movie(seed, i) for i in range(movies)]
     train, evaluation = _split(plans)
+    frames, storyboard = _frames_and_storyboard([render_signal(m, bank, seed, fps) for m in plans])
     return ToyWorld(
         plans=plans,
-        features=[render_features(m, bank, seed, fps) for m in plans],
+        features=frames,
         text=g.ad_sentence,
         variant=lambda s: replace(s, template=1 - s.template),
         split={"TRAIN": train, "EVAL": evaluation},
         lsmdc_split=lsmdc_split_v1(train, evaluation),
         vocabulary={"names": list(g.NAMES), "actions": list(g.ACTIONS), "objects": list(g.OBJECTS),
                     "places": list(g.PLACES), "num_slots": g.NUM_SLOTS},  # fmt: skip
+        storyboard_features=storyboard,
     )
 
 

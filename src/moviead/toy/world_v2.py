@@ -50,6 +50,7 @@ import numpy as np
 
 from moviead.toy import grammar as g
 from moviead.toy import grammar_v2 as g2
+from moviead.toy.storyboard_patches import weaken_action
 from moviead.toy.writers import ToyWorld, frame_range
 
 _CONCEPTS_V2, _FEATURES_V2 = 10, 12  # random streams of their own (v1: 0-4, the v2 plan: 11)
@@ -67,12 +68,21 @@ def concept_bank_v2(seed: int, dim: int) -> dict[str, np.ndarray]:
 
 def render_features_v2(movie: g2.StoryMovie, bank: dict[str, np.ndarray], seed: int, fps: float) -> np.ndarray:
     """Frame features of ``movie``, float16 (T, D) with T = ceil(duration * fps), unit L2 norm per frame."""
+    signal, _ = render_signal_v2(movie, bank, seed, fps)
+    signal /= np.linalg.norm(signal, axis=1, keepdims=True)
+    return signal.astype(np.float16)
+
+
+def render_signal_v2(movie: g2.StoryMovie, bank: dict[str, np.ndarray], seed: int, fps: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The frame signal of ``movie`` before normalisation, float32 (T, D), and its action component (T, D)."""
     rng = g.seeded_rng(seed, _FEATURES_V2, movie.index)
     dim = bank["dialogue"].shape[0]
     w = WEIGHTS_V2
     num_frames = math.ceil(movie.duration_ms * fps / 1000)
     scenes = rng.standard_normal((len(movie.scene_storyline), dim), dtype=np.float32) / np.sqrt(dim)
     signal = np.empty((num_frames, dim), dtype=np.float32)  # (T, D)
+    action = np.zeros((num_frames, dim), dtype=np.float32)  # (T, D): the action's part of the signal
 
     def unit_noise() -> np.ndarray:
         return rng.standard_normal(dim, dtype=np.float32) / np.sqrt(dim)
@@ -95,14 +105,14 @@ def render_features_v2(movie: g2.StoryMovie, bank: dict[str, np.ndarray], seed: 
             + w["object"] * bank["object"][s.obj]
             + w["jitter"] * unit_noise()
         )
+        action[first:stop] = w["action"] * bank["action"][s.action]
         done = stop
     last = len(movie.ads) - 1
     signal[done:] = w["dialogue"] * bank["dialogue"] + scene_part(last) + w["jitter"] * unit_noise()
     signal += w["clip_mean"] * bank["clip_mean"] + w["style"] * unit_noise()
     white = rng.standard_normal((num_frames + 2, dim), dtype=np.float32)
     signal += (w["noise"] / np.sqrt(3 * dim)) * (white[:-2] + white[1:-1] + white[2:])  # smoothed over 3 frames
-    signal /= np.linalg.norm(signal, axis=1, keepdims=True)
-    return signal.astype(np.float16)
+    return signal, action
 
 
 def split_v2(ids: list[str]) -> dict[str, list[str]]:
@@ -118,6 +128,7 @@ def build_world_v2(movies: int, seed: int, feature_dim: int, fps: float) -> ToyW
     """Plan and render ``movies`` v2 movies; :func:`moviead.toy.generator.write_toy_dataset` writes them."""
     bank = concept_bank_v2(seed, feature_dim)
     plans = [g2.plan_movie_v2(seed, i) for i in range(movies)]
+    signals = [render_signal_v2(m, bank, seed, fps) for m in plans]
     split = split_v2([m.movie_id for m in plans])
     lsmdc = {"TRAIN": "training", "VAL": "val", "EVAL": "test"}
     extra = {
@@ -131,7 +142,7 @@ def build_world_v2(movies: int, seed: int, feature_dim: int, fps: float) -> ToyW
     }
     return ToyWorld(
         plans=list(plans),
-        features=[render_features_v2(m, bank, seed, fps) for m in plans],
+        features=[(s / np.linalg.norm(s, axis=1, keepdims=True)).astype(np.float16) for s, _ in signals],
         text=g2.ad_sentence_v2,
         variant=g2.second_sentence_v2,
         split=split,
@@ -141,4 +152,5 @@ def build_world_v2(movies: int, seed: int, feature_dim: int, fps: float) -> ToyW
                     "num_slots": g.NUM_SLOTS},  # fmt: skip
         movie_extra=extra,
         manifest_extra={"world": "v2"},
+        storyboard_features=[weaken_action(signal, action) for signal, action in signals],
     )

@@ -43,6 +43,8 @@ class ToyWorld:
         vocabulary: the manifest's ``vocabulary``.
         movie_extra: per movie id, keys added to the manifest's entry of that movie.
         manifest_extra: keys added to the top level of the manifest.
+        storyboard_features: each movie's frame features for the Storyboard-v2 part, float16 (T, D): the same
+            frames with the action weakened (:mod:`moviead.toy.storyboard_patches`, premise 4); None: ``features``.
     """
 
     plans: list[g.ToyMovie]
@@ -54,6 +56,7 @@ class ToyWorld:
     vocabulary: dict[str, Any]
     movie_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
+    storyboard_features: list[np.ndarray] | None = None  # (T, D) per movie for the Storyboard-v2 part; None: features
 
 
 def frame_range(start_ms: int, end_ms: int, fps: float) -> tuple[int, int]:
@@ -222,15 +225,19 @@ def write_storyboard(out: Path, world: ToyWorld, seed: int, fps: float) -> int:
     ``best_query/{imdbid}/{NAME}.npy`` and ``actor_query/{imdbid}/{NAME}.npy`` (float32 (1, 512)), the embeddings
     they were built from as ``portraits/{imdbid}/{NAME}/faces.npy`` (12, 512) and
     ``actor_photos/{imdbid}/{NAME}/faces.npy`` (6, 512) (``moviead build-char-bank --embeddings portraits --k 3
-    --seed SEED`` rebuilds the best-query bank from them, ``--k 1`` on the photos the actor bank), and the clip
-    features.
+    --seed SEED`` rebuilds the best-query bank from them, ``--k 1`` on the photos the actor bank), the clip
+    features (``world.storyboard_features``: background-dominated), each detection's per-frame boxes under
+    ``frame boxes`` and the patch features ``patch_features.h5`` (premises in :mod:`moviead.toy.storyboard_patches`).
     """
     from moviead.focused.char_bank import write_bank
     from moviead.focused.face_sets import make_face_set
+    from moviead.toy import storyboard_patches as sp
 
-    records, clips = [], {}
-    for movie, frames in zip(world.plans, world.features):
+    records, clips, patches = [], {}, {}
+    patch_concepts = sp.patch_bank(seed)
+    for movie, frames in zip(world.plans, world.storyboard_features or world.features):
         rng = _rng(seed, _STORYBOARD, movie.index)
+        patch_rng = sp.clip_rng(seed, movie.index)  # its own stream: the draws above are those of a world without it
         names = movie.names()
         film, portraits, photos = toy_face_banks(rng, names)
         sets = ((portraits, "portraits", "best_query", 3), (photos, "actor_photos", "actor_query", 1))
@@ -279,8 +286,16 @@ def write_storyboard(out: Path, world: ToyWorld, seed: int, fps: float) -> int:
                 if kind == 2:
                     who += [None] * int(rng.integers(1, 3))
             detections = [detection(w) for w in who]
+            acting = 0 if who else None  # the AD's character (type 3: the stranger, if one was detected)
             if rng.random() < UNSURE:  # a face the detector is unsure of: not recognised, whoever it is
-                detections.append(detection(None if kind == 3 else int(rng.integers(len(names))), unsure=True))
+                who.append(None if kind == 3 else int(rng.integers(len(names))))
+                detections.append(detection(who[-1], unsure=True))
+            first, stop = frame_range(ad.start_ms, ad.end_ms, fps)
+            boxes = [tuple(next(iter(d[0].values()))[:4]) for d in detections]
+            looks = [None if w is None else movie.characters[names[w]] for w in who]
+            tracks, patches[f"{movie.imdb_id}_{index:04d}"] = sp.clip_patches(
+                patch_concepts, patch_rng, boxes, looks, acting, ad.sentence.place, ad.sentence.action,
+                (height, width), stop - first)
             text = world.text(ad.sentence)
             global_id = f"{movie.imdb_id}_{index:04d}"
             records.append({
@@ -295,9 +310,10 @@ def write_storyboard(out: Path, world: ToyWorld, seed: int, fps: float) -> int:
                 "detect characters": [d[0] for d in detections],
                 "face embeddings": [d[1] for d in detections],
                 "true characters": [d[2] for d in detections],
+                "frame boxes": [track.tolist() for track in tracks],
             })  # fmt: skip
-            first, stop = frame_range(ad.start_ms, ad.end_ms, fps)
             clips[global_id] = frames[first:stop]
     write_json(out / "storyboard_v2.json", records)
     _write_h5(out / "storyboard_clip_features.h5", clips)
+    _write_h5(out / sp.PATCH_FILE, patches)
     return len(records)

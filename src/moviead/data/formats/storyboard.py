@@ -8,7 +8,9 @@ Record JSON: a list of records, or an object ``{id: record}``. Each record::
      "movie_clips": "movie_clips/tt0926084/1257/5.mp4",
      "detect characters": [{"ANNA": [x1, y1, x2, y2, conf, dist]}, ...],  # optional, each dict 1+ names
      "face embeddings": [[e1, ..., eD], ...],      # optional (ours): one per detection, in detection order
-     "true characters": ["ANNA", "other", ...]}    # optional (ours): ground truth per detection, for scoring only
+     "true characters": ["ANNA", "other", ...],    # optional (ours): ground truth per detection, for scoring only
+     "frame boxes": [[[x1, y1, x2, y2], ...], ...]}  # optional (ours): per detection (or null), its box on each
+                                                   # feature frame of the clip (T boxes, pixels): a tracked character
 
 ``type`` is 1 (main characters only), 2 (main and other characters) or 3 (no main character). The detections are
 numbered in file order (a dict with two names gives two detections). A detection's stored name is not what
@@ -40,6 +42,7 @@ KEYS = ("movie_id", "global_id", "type", "resolution", "main characters", "#char
 DETECTIONS = "detect characters"
 EMBEDDINGS = "face embeddings"
 TRUTH = "true characters"
+FRAME_BOXES = "frame boxes"
 NORM_TOLERANCE = 1e-3
 _SAFE_NAME = re.compile(r"^[^/\\\x00]+$")
 
@@ -95,7 +98,30 @@ def _with_extras(path: Path, record: str, obj: Any, boxes: tuple[CharacterBox, .
                 or not all(t is None or (isinstance(t, str) and t.strip()) for t in truth)):
             raise _bad(path, record, TRUTH, f"a list of {len(boxes)} names (one per detection, or null)", truth, fix)
         boxes = tuple(box if t is None else replace(box, truth=t.strip()) for box, t in zip(boxes, truth))
-    return boxes
+    return _with_frame_boxes(path, record, obj.get(FRAME_BOXES), boxes)
+
+
+def _with_frame_boxes(path: Path, record: str, tracks: Any, boxes: tuple[CharacterBox, ...]
+                      ) -> tuple[CharacterBox, ...]:
+    """``boxes`` with the record's optional per-frame boxes (one track, or null, per detection) attached."""
+    if tracks is None:
+        return boxes
+    fix = f"give one list of [x1, y1, x2, y2] per feature frame (or null) for each detection of {DETECTIONS!r}"
+    if not isinstance(tracks, list) or len(tracks) != len(boxes):
+        found = len(tracks) if isinstance(tracks, list) else tracks
+        raise _bad(path, record, FRAME_BOXES, f"a list of {len(boxes)} box tracks (one per detection)", found, fix)
+    out = []
+    for i, (box, track) in enumerate(zip(boxes, tracks)):
+        if track is None:
+            out.append(box)
+            continue
+        if (not isinstance(track, list) or not track
+                or not all(isinstance(b, list) and len(b) == 4 and all(_is_number(x) for x in b) for b in track)):
+            raise _bad(path, record, f"{FRAME_BOXES}[{i}]", "a non-empty list of [x1, y1, x2, y2]", str(track)[:60], fix)
+        if any(b[2] < b[0] or b[3] < b[1] for b in track):
+            raise _bad(path, record, f"{FRAME_BOXES}[{i}]", "boxes with x1 <= x2 and y1 <= y2", str(track)[:60], fix)
+        out.append(replace(box, frame_boxes=tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in track)))
+    return tuple(out)
 
 
 def _record(path: Path, record: str, obj: Any) -> StoryboardRecord:
