@@ -129,6 +129,7 @@ class TrainerConfig:
     gradient_clip_val: float | None = 1.0
     log_every_n_steps: int = 10
     val_check_interval: Any = 1.0
+    check_val_every_n_epoch: int = 1  # validate (and pick best.ckpt) after every n-th epoch (Lightning's meaning)
     limit_train_batches: Any = 1.0  # a fraction or a number of batches (quick checks)
     limit_val_batches: Any = 1.0
     num_sanity_val_steps: int = 2

@@ -44,6 +44,7 @@ RANGES: dict[str, tuple[float, bool, float | None]] = {
     "captioning.frozen_cache_gb": (0, True, None),
     "trainer.accumulate_grad_batches": (1, True, None),
     "trainer.log_every_n_steps": (1, True, None),
+    "trainer.check_val_every_n_epoch": (1, True, None),
     "trainer.ckpt_every_n_steps": (0, True, None),
     "trainer.num_sanity_val_steps": (-1, True, None),
     "optim.lr": (0, False, None),

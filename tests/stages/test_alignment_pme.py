@@ -87,7 +87,7 @@ def trained(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
     runs = tmp_path_factory.mktemp("runs")
     # 6 movies: 1 test, 1 validation, 4 training
     cfg = _cfg(toy_root, f"trainer.default_root_dir={runs}", "trainer.max_epochs=15", "loader.batch_size=16",
-               "trainer.enable_progress_bar=false", "data.val_movies=1")
+               "trainer.check_val_every_n_epoch=15", "trainer.enable_progress_bar=false", "data.val_movies=1")
     return cfg, train(cfg)
 
 

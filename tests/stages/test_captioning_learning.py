@@ -35,6 +35,7 @@ def _val_cider(parts, cfg) -> float:
 @pytest.mark.integration  # about a minute on 2 cores
 def test_learning_cider_after_training_exceeds_untrained(toy12: Path, stage1_export: Path, tmp_path: Path) -> None:
     cfg = stage2_cfg(toy12, stage1_export, tmp_path, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=0",
+                     "trainer.check_val_every_n_epoch=3",
                      f"captioning.val_generate_batches={VAL_BATCHES}", "captioning.val_num_beams=1")
     torch.manual_seed(cfg.seed)
     untrained = _val_cider(build_recipe(cfg, tmp_path / "untrained"), cfg)
