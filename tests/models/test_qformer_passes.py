@@ -42,7 +42,7 @@ def inputs() -> dict[str, torch.Tensor]:
 
 def reference_joint(pme: PretrainedMovieEncoder, x: dict[str, torch.Tensor], task: str) -> torch.Tensor:
     """transformers' own Blip2QFormerModel.forward on the joint sequence: (B, Nq+L, H)."""
-    encoded, cross_bias = pme.encode_frames(x["frames"], x["frame_mask"])
+    encoded, cross_bias = pme.encode_frames(x["frames"]), additive_mask(x["frame_mask"], torch.float32)
     queries = pme.query_tokens.expand(B, -1, -1)
     joint = pme.embeddings(input_ids=x["text_ids"], query_embeds=queries)
     allowed = task_attention_mask(task, NQ, x["text_mask"])  # type: ignore[arg-type]
@@ -79,7 +79,8 @@ def test_joint_pass_equals_transformers_forward(attn: str, task: str, inputs: di
 def test_query_and_text_passes_equal_transformers_forward(inputs: dict[str, torch.Tensor]) -> None:
     pme = build("sdpa")
     with torch.no_grad():
-        encoded, cross_bias = pme.encode_frames(inputs["frames"], inputs["frame_mask"])
+        encoded = pme.encode_frames(inputs["frames"])
+        cross_bias = additive_mask(inputs["frame_mask"], torch.float32)
         queries = pme.query_tokens.expand(B, -1, -1)
         expected_q = pme.qformer(query_embeds=queries, query_length=NQ, encoder_hidden_states=encoded,
                                  encoder_attention_mask=cross_bias).last_hidden_state

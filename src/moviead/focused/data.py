@@ -76,6 +76,13 @@ class StoryboardClipDataset(Dataset):
         missing = [item.feature_key for item in clips.items if item.feature_key not in records]
         if missing:
             raise KeyError(f"{len(missing)} clip(s) have no Storyboard-v2 record, e.g. {missing[0]!r}")
+        for item in clips.items:  # checked once here, not at every read
+            tracked = [b for b in records[item.feature_key].detections if b.frame_boxes is not None]
+            if any(len(b.frame_boxes or ()) != item.num_frames for b in tracked):
+                lengths = sorted({len(b.frame_boxes or ()) for b in tracked})
+                raise DataFormatError(None, f"'frame boxes' give {lengths} boxes per detection but the clip has "
+                                      f"{item.num_frames} feature frames", "give one box per feature frame of the "
+                                      "clip", record=item.feature_key)
         self.clips = clips
         self.records = records
         self.patches = patches
@@ -96,12 +103,6 @@ class StoryboardClipDataset(Dataset):
             raise DataFormatError(
                 self.patches.path, f"{self.patches.num_frames(item.feature_key)} patch frames but {item.num_frames} "
                 "frame features", "extract patch and frame features at the same fps", record=item.feature_key)
-        tracked = [b for b in self.records[item.feature_key].detections if b.frame_boxes is not None]
-        if any(len(b.frame_boxes or ()) != item.num_frames for b in tracked):
-            lengths = sorted({len(b.frame_boxes or ()) for b in tracked})
-            raise DataFormatError(None, f"'frame boxes' give {lengths} boxes per detection but the clip has "
-                                  f"{item.num_frames} feature frames", "give one box per feature frame of the clip",
-                                  record=item.feature_key)
         picked = np.asarray(picked, dtype=np.int64)
         return clips.features.read(item.feature_key, picked), self.patches.read(item.feature_key, picked), picked
 

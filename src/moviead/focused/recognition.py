@@ -213,15 +213,17 @@ class RecognitionScore:
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.total if self.total else float("nan")
+        return _ratio(self.correct, self.total)
 
     def scores(self) -> dict[str, float]:
-        def ratio(a: int, b: int) -> float:
-            return a / b if b else float("nan")
-
-        return {"accuracy": self.accuracy, "named_accuracy": ratio(self.named_correct, self.named_total),
-                "other_accuracy": ratio(self.other_correct, self.other_total), "detections": float(self.total),
+        return {"accuracy": self.accuracy, "named_accuracy": _ratio(self.named_correct, self.named_total),
+                "other_accuracy": _ratio(self.other_correct, self.other_total), "detections": float(self.total),
                 "named_detections": float(self.named_total), "other_detections": float(self.other_total)}
+
+
+def _ratio(part: int, whole: int) -> float:
+    """``part / whole``, NaN when there is nothing to count."""
+    return part / whole if whole else float("nan")
 
 
 def recognition_accuracy(recognised: Sequence[StoryboardRecord], bank_names: Mapping[str, Sequence[str]],

@@ -72,8 +72,12 @@ def normalised_boxes(record: StoryboardRecord, characters: Sequence[CharacterBox
     the characters' boxes, or the whole frame when there is none."""
     height, width = record.resolution
     boxes = [c.box for c in characters] or [whole_frame(record.resolution)]
-    scale = (width, height, width, height)
-    return [tuple(min(max(v / s, 0.0), 1.0) for v, s in zip(box, scale)) for box in boxes]
+    return [_as_fractions(box, width, height) for box in boxes]
+
+
+def _as_fractions(box: Sequence[float], width: float, height: float) -> tuple[float, ...]:
+    """A pixel box [x1, y1, x2, y2] as fractions of the frame, clipped to [0, 1]."""
+    return tuple(min(max(v / s, 0.0), 1.0) for v, s in zip(box, (width, height, width, height)))
 
 
 def normalised_frame_boxes(record: StoryboardRecord, characters: Sequence[CharacterBox],
@@ -85,12 +89,10 @@ def normalised_frame_boxes(record: StoryboardRecord, characters: Sequence[Charac
     if not characters:
         return [[static[0]] * len(frames)]
     height, width = record.resolution
-    scale = (width, height, width, height)
     out = []
     for character, box in zip(characters, static):
         if character.frame_boxes is None:
             out.append([box] * len(frames))
             continue
-        track = [character.frame_boxes[f] for f in frames]
-        out.append([tuple(min(max(v / s, 0.0), 1.0) for v, s in zip(b, scale)) for b in track])
+        out.append([_as_fractions(character.frame_boxes[f], width, height) for f in frames])
     return out

@@ -24,7 +24,6 @@ from moviead.losses.pme import (  # noqa: F401
     lm_labels,
     positive_mask,
     sample_hard_negatives,
-    trim_text_padding,
     vtc_loss,
     vtc_similarities,
     vtg_loss,

@@ -177,12 +177,6 @@ def vtg_loss_at_labels(
     return F.cross_entropy(logits, targets[counted], label_smoothing=label_smoothing)
 
 
-def trim_text_padding(text_ids: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drop the trailing columns that are padding in every row: (B, L) -> (B, L') with L' the longest text."""
-    length = max(1, int(text_mask.sum(dim=1).max()))
-    return text_ids[:, :length], text_mask[:, :length]
-
-
 # ---------------------------------------------------------------------------------------------- weights
 
 
@@ -274,14 +268,13 @@ class PMELoss(nn.Module):
     def parts(self, model: PretrainedMovieEncoder, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The enabled losses of one batch, unweighted (keys ``vtc``, ``vtm``, ``vtg``).
 
-        Work the losses do not need is skipped, without changing their values: trailing text columns that are
-        padding in every row; a second pass over the query positions for VTG (its text attends to the keys and
+        Work the losses do not need is skipped, without changing their values (the PME's passes leave padding out
+        of their dense layers): a second pass over the query positions for VTG (its text attends to the keys and
         values of the VTC query pass, as LAVIS's BLIP-2 does); the last layer's text positions for VTM and all
         but ``[CLS]`` for VTC; the LM head at positions without a target.
         """
         frames, frame_mask = batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK]  # (B, T, D), (B, T)
-        text_ids, text_mask = trim_text_padding(batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK])  # (B, L)
-        batch = {**batch, BatchKey.TEXT_IDS: text_ids, BatchKey.TEXT_MASK: text_mask}
+        text_ids, text_mask = batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK]  # (B, L)
         losses: dict[str, torch.Tensor] = {}
         keep_cache = self.weights.enabled("vtg") or self.weights.enabled("vtm")
         query_out, cache = model.query_pass(frames, frame_mask, keep_cache=keep_cache)
@@ -327,6 +320,7 @@ class PMELoss(nn.Module):
         """
         frames, frame_mask = batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK]
         text_ids, text_mask = batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK]
+        # gathered on every rank, even one whose negatives turn out local: a collective must be called by all ranks
         all_frames, all_frame_mask = gather_padded(frames, 0.0), gather_padded(frame_mask, False)  # (N, T*, D)
         all_ids, all_text_mask = gather_padded(text_ids, 0), gather_padded(text_mask, False)  # (N, L*)
         # A pair is positive when the two ADs have the same text: never draw such a "negative".
@@ -336,8 +330,6 @@ class PMELoss(nn.Module):
         neg_text, neg_video = sample_hard_negatives(
             sim_v2t, sim_t2v, model.temp.detach(), offset, positives, self.negatives_generator()
         )
-        local_frames = pad_dim1(frames, all_frames.shape[1], 0.0)
-        local_frame_mask = pad_dim1(frame_mask, all_frames.shape[1], False)
         local_text_mask = pad_dim1(text_mask, all_ids.shape[1], False)
         ids = torch.cat([local_ids, all_ids[neg_text], local_ids])
         mask = torch.cat([local_text_mask, all_text_mask[neg_text], local_text_mask])
@@ -348,6 +340,8 @@ class PMELoss(nn.Module):
         if cache is not None and cache.frames is not None and all_local:
             keys = cache.frames.select(torch.cat([local, local, neg_local]))
             return vtm_loss(model.itm_logits(keys, None, ids, mask), labels)
+        local_frames = pad_dim1(frames, all_frames.shape[1], 0.0)
+        local_frame_mask = pad_dim1(frame_mask, all_frames.shape[1], False)
         video = torch.cat([local_frames, local_frames, all_frames[neg_video]])
         video_mask = torch.cat([local_frame_mask, local_frame_mask, all_frame_mask[neg_video]])
         return vtm_loss(model.itm_logits(video, video_mask, ids, mask), labels)

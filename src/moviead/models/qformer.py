@@ -43,7 +43,7 @@ from transformers.models.blip_2.modeling_blip_2 import Blip2TextEmbeddings
 
 from moviead.export_files import PME_CONFIG, PME_WEIGHTS, export_sha256
 from moviead.models.configs import PMEConfig
-from moviead.models.layers import BertLMHead, SinusoidalTemporalEncoding, additive_mask
+from moviead.models.layers import BertLMHead, SinusoidalTemporalEncoding
 from moviead.models.qformer_passes import FrameKeys, Last, QueryCache, frame_keys, run_qformer
 
 Task = Literal["vtc", "vtm", "vtg"]
@@ -127,26 +127,12 @@ class PretrainedMovieEncoder(nn.Module):
         self.lm_head.bias.zero_()
 
     # ------------------------------------------------------------------ inputs
-    def _mask_dtype(self) -> torch.dtype:
-        return self.qformer.layernorm.weight.dtype
-
-    def encode_frames(
-        self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Frame features for cross-attention.
-
-        Args:
-            frames: (B, T, Dv) with T <= ``max_frames``; frame_mask: (B, T) bool, True = real frame, or None.
-
-        Returns:
-            ``(frames, cross_bias)``: (B, T, Dv) normalised and temporally encoded frames and the additive
-            cross-attention bias (B, 1, 1, T) that hides padded frames (None when ``frame_mask`` is None).
-        """
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frame features for cross-attention: (B, T, Dv) with T <= ``max_frames`` -> (B, T, Dv), normalised and
+        temporally encoded (padded frames are hidden by the frame mask where the keys are used)."""
         if frames.shape[-1] != self.config.vision_width:
             raise ValueError(f"frames have width {frames.shape[-1]}, config.vision_width={self.config.vision_width}")
-        encoded = self.temporal_encoding(self.frame_norm(frames))  # (B, T, Dv)
-        cross_bias = None if frame_mask is None else additive_mask(frame_mask.bool(), self._mask_dtype())
-        return encoded, cross_bias
+        return self.temporal_encoding(self.frame_norm(frames))  # (B, T, Dv)
 
     def _queries(self, batch: int) -> torch.Tensor:
         return self.query_tokens.expand(batch, -1, -1)  # (B, Nq, H)
@@ -154,8 +140,7 @@ class PretrainedMovieEncoder(nn.Module):
     # ------------------------------------------------------------------ single-modality branches
     def frame_keys(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> FrameKeys:
         """Cross-attention keys/values of raw frames (B, T, Dv) (frame_mask (B, T)), for every cross layer."""
-        self._check_width(frames)
-        return frame_keys(self.qformer, self.encode_frames(frames, None)[0], frame_mask)
+        return frame_keys(self.qformer, self.encode_frames(frames), frame_mask)
 
     def query_pass(
         self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None, keep_cache: bool = False
@@ -283,10 +268,6 @@ class PretrainedMovieEncoder(nn.Module):
         """
         _, cache = self.query_pass(frames, frame_mask, keep_cache=True)
         return self.lm_head(self.vtg_text_outputs(cache, text_ids, text_mask))
-
-    def _check_width(self, frames: torch.Tensor) -> None:
-        if frames.shape[-1] != self.config.vision_width:
-            raise ValueError(f"frames have width {frames.shape[-1]}, config.vision_width={self.config.vision_width}")
 
     @torch.no_grad()
     def clamp_temp_(self, min_value: float = 0.001, max_value: float = 0.5) -> None:

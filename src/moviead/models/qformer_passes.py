@@ -135,16 +135,14 @@ def attend(
 
     Args:
         q: (B, h, R, d) for R query rows; k, v: (B, h, M, d).
-        allowed: broadcastable to (B, h, R, M), True = may attend; None = everything. A row with no allowed key
-            attends to every key (a uniform average, as an additive ``finfo.min`` mask gives), never NaN.
+        allowed: broadcastable to (B, h, R, M), True = may attend; None = everything. Every row needs an allowed
+            key (:func:`never_empty`), or SDPA gives NaN.
         dropout: dropout probability on the attention weights (0 in eval mode).
         attn: ``"sdpa"`` (``F.scaled_dot_product_attention``) or ``"eager"`` (explicit softmax).
 
     Returns:
         (B, R, h*d) the attended values, heads concatenated.
     """
-    if allowed is not None:
-        allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
     if attn == "sdpa":
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
     else:
@@ -155,6 +153,12 @@ def attend(
         out = torch.matmul(weights, v)
     batch, heads, rows, dim = out.shape
     return out.transpose(1, 2).reshape(batch, rows, heads * dim)
+
+
+def never_empty(allowed: torch.Tensor | None) -> torch.Tensor | None:
+    """``allowed`` (.., K) bool with each row that allows no key opened to every key: that row then takes a uniform
+    average, as an additive ``finfo.min`` mask gives, instead of SDPA's NaN. Done once per pass, not per layer."""
+    return None if allowed is None else allowed | ~allowed.any(dim=-1, keepdim=True)
 
 
 def _project_out(block: nn.Module, attended: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -208,8 +212,9 @@ def run_qformer(
     q = None if queries is None else qformer.dropout(qformer.layernorm(queries))  # (B, Nq, H)
     t = None if packed is None else packed.pack(qformer.dropout(qformer.layernorm(text)))  # (M, H)
     num_queries = 0 if q is None else q.shape[1]
-    mask = None if allowed is None else allowed[:, None]  # (B, 1, R|1, K)
-    cross_mask = None if frames is None or frames.mask is None else frames.mask[:, None, None, :]  # (B, 1, 1, T)
+    mask = None if allowed is None else never_empty(allowed)[:, None]  # (B, 1, R|1, K)
+    cross_mask = None if frames is None else never_empty(frames.mask)  # (B, T)
+    cross_mask = None if cross_mask is None else cross_mask[:, None, None, :]  # (B, 1, 1, T)
     layers = qformer.encoder.layer
     for number, layer in enumerate(layers):
         final = last if number == len(layers) - 1 else "all"

@@ -63,7 +63,7 @@ import numpy as np
 
 from moviead.toy import grammar as g
 from moviead.toy.decoders import write_tiny_causal_lm
-from moviead.toy.storyboard_patches import weaken_action
+from moviead.toy.storyboard_patches import world_frames
 from moviead.toy.tokenizers import write_bert_wordpiece, write_toy_bpe_tokenizer
 from moviead.toy.writers import (
     FACE_DIM,
@@ -78,7 +78,7 @@ from moviead.toy.writers import (
 )
 
 __all__ = ["DECODER", "FACE_DIM", "RESOLUTIONS", "WEIGHTS", "WORLDS", "ToyDatasetInfo", "ToyWorld", "concept_bank",
-           "frame_range", "render_features", "write_toy_dataset"]  # fmt: skip
+           "frame_range", "render_signal", "write_toy_dataset"]  # fmt: skip
 
 _CONCEPTS, _FEATURES = 0, 2  # independent random streams (1: toy_grammar; 3, 4: LSMDC, Storyboard in writers)
 WEIGHTS = {"slot": 1.0, "action": 1.0, "object": 1.0, "place": 0.8, "dialogue": 1.5, "clip_mean": 1.5,
@@ -120,13 +120,6 @@ def concept_bank(seed: int, dim: int) -> dict[str, np.ndarray]:
 
 
 
-def render_features(movie: g.ToyMovie, bank: dict[str, np.ndarray], seed: int, fps: float) -> np.ndarray:
-    """Frame features of ``movie``, float16 (T, D) with T = ceil(duration * fps), unit L2 norm per frame."""
-    signal, _ = render_signal(movie, bank, seed, fps)
-    signal /= np.linalg.norm(signal, axis=1, keepdims=True)
-    return signal.astype(np.float16)
-
-
 def render_signal(movie: g.ToyMovie, bank: dict[str, np.ndarray], seed: int, fps: float
                   ) -> tuple[np.ndarray, np.ndarray]:
     """The frame signal of ``movie`` before normalisation, float32 (T, D), and its action component (T, D)."""
@@ -165,13 +158,6 @@ def render_signal(movie: g.ToyMovie, bank: dict[str, np.ndarray], seed: int, fps
     return signal, action
 
 
-def _frames_and_storyboard(signals: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per movie, the frame features (float16, unit rows) and the Storyboard-v2 part's (the action weakened)."""
-    storyboard = [weaken_action(signal, action) for signal, action in signals]
-    frames = [(signal / np.linalg.norm(signal, axis=1, keepdims=True)).astype(np.float16) for signal, _ in signals]
-    return frames, storyboard
-
-
 def _split(movies: list[g.ToyMovie]) -> tuple[list[str], list[str]]:
     n_eval = max(1, round(0.2 * len(movies))) if len(movies) >= 2 else 0
     ids = [m.movie_id for m in movies]
@@ -183,7 +169,7 @@ def _world_v1(movies: int, seed: int, feature_dim: int, fps: float) -> ToyWorld:
     bank = concept_bank(seed, feature_dim)
     plans = [g.plan_movie(seed, i) for i in range(movies)]
     train, evaluation = _split(plans)
-    frames, storyboard = _frames_and_storyboard([render_signal(m, bank, seed, fps) for m in plans])
+    frames, storyboard = world_frames([render_signal(m, bank, seed, fps) for m in plans])
     return ToyWorld(
         plans=plans,
         features=frames,

@@ -131,11 +131,21 @@ def render_patches(bank: dict[str, np.ndarray], rng: np.random.Generator, place:
     return (patches + noise).astype(np.float16)
 
 
+def unit_frames(signal: np.ndarray) -> np.ndarray:
+    """A frame signal (T, D) as the features a world writes: float16, unit L2 norm per frame."""
+    return (signal / np.linalg.norm(signal, axis=1, keepdims=True)).astype(np.float16)
+
+
 def weaken_action(signal: np.ndarray, action: np.ndarray) -> np.ndarray:
     """Premise 4's frames, float16 (T, D) with unit L2 norm per frame: a world's frame signal before normalisation
     (T, D) with its action component ``action`` (T, D) scaled down to :data:`ACTION_IN_FRAME` of its weight."""
-    weak = signal - (1.0 - ACTION_IN_FRAME) * action
-    return (weak / np.linalg.norm(weak, axis=1, keepdims=True)).astype(np.float16)
+    return unit_frames(signal - (1.0 - ACTION_IN_FRAME) * action)
+
+
+def world_frames(signals: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per movie, from its (signal, action) pair (T, D) each: the frame features every data set but Storyboard-v2
+    reads, and the Storyboard-v2 part's (premise 4), both float16 (T, D) with unit rows."""
+    return [unit_frames(signal) for signal, _ in signals], [weaken_action(s, a) for s, a in signals]
 
 
 def hidden_box(rng: np.random.Generator, resolution: tuple[int, int]) -> tuple[float, float, float, float]:

@@ -50,7 +50,7 @@ import numpy as np
 
 from moviead.toy import grammar as g
 from moviead.toy import grammar_v2 as g2
-from moviead.toy.storyboard_patches import weaken_action
+from moviead.toy.storyboard_patches import world_frames
 from moviead.toy.writers import ToyWorld, frame_range
 
 _CONCEPTS_V2, _FEATURES_V2 = 10, 12  # random streams of their own (v1: 0-4, the v2 plan: 11)
@@ -64,13 +64,6 @@ def concept_bank_v2(seed: int, dim: int) -> dict[str, np.ndarray]:
     dialogue (D,), clip_mean (D,)."""
     sizes = {"slot": g.NUM_SLOTS, "action": len(g.ACTIONS), "object": len(g2.OBJECTS_V2), "place": len(g2.PLACES_V2)}
     return g.draw_concepts(g.seeded_rng(seed, _CONCEPTS_V2), dim, sizes)
-
-
-def render_features_v2(movie: g2.StoryMovie, bank: dict[str, np.ndarray], seed: int, fps: float) -> np.ndarray:
-    """Frame features of ``movie``, float16 (T, D) with T = ceil(duration * fps), unit L2 norm per frame."""
-    signal, _ = render_signal_v2(movie, bank, seed, fps)
-    signal /= np.linalg.norm(signal, axis=1, keepdims=True)
-    return signal.astype(np.float16)
 
 
 def render_signal_v2(movie: g2.StoryMovie, bank: dict[str, np.ndarray], seed: int, fps: float
@@ -128,7 +121,7 @@ def build_world_v2(movies: int, seed: int, feature_dim: int, fps: float) -> ToyW
     """Plan and render ``movies`` v2 movies; :func:`moviead.toy.generator.write_toy_dataset` writes them."""
     bank = concept_bank_v2(seed, feature_dim)
     plans = [g2.plan_movie_v2(seed, i) for i in range(movies)]
-    signals = [render_signal_v2(m, bank, seed, fps) for m in plans]
+    frames, storyboard = world_frames([render_signal_v2(m, bank, seed, fps) for m in plans])
     split = split_v2([m.movie_id for m in plans])
     lsmdc = {"TRAIN": "training", "VAL": "val", "EVAL": "test"}
     extra = {
@@ -142,7 +135,7 @@ def build_world_v2(movies: int, seed: int, feature_dim: int, fps: float) -> ToyW
     }
     return ToyWorld(
         plans=list(plans),
-        features=[(s / np.linalg.norm(s, axis=1, keepdims=True)).astype(np.float16) for s, _ in signals],
+        features=frames,
         text=g2.ad_sentence_v2,
         variant=g2.second_sentence_v2,
         split=split,
@@ -152,5 +145,5 @@ def build_world_v2(movies: int, seed: int, feature_dim: int, fps: float) -> ToyW
                     "num_slots": g.NUM_SLOTS},  # fmt: skip
         movie_extra=extra,
         manifest_extra={"world": "v2"},
-        storyboard_features=[weaken_action(signal, action) for signal, action in signals],
+        storyboard_features=storyboard,
     )

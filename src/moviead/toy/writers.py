@@ -293,11 +293,11 @@ def write_storyboard(out: Path, world: ToyWorld, seed: int, fps: float) -> int:
             first, stop = frame_range(ad.start_ms, ad.end_ms, fps)
             boxes = [tuple(next(iter(d[0].values()))[:4]) for d in detections]
             looks = [None if w is None else movie.characters[names[w]] for w in who]
-            tracks, patches[f"{movie.imdb_id}_{index:04d}"] = sp.clip_patches(
+            global_id = f"{movie.imdb_id}_{index:04d}"
+            tracks, patches[global_id] = sp.clip_patches(
                 patch_concepts, patch_rng, boxes, looks, acting, ad.sentence.place, ad.sentence.action,
                 (height, width), stop - first)
             text = world.text(ad.sentence)
-            global_id = f"{movie.imdb_id}_{index:04d}"
             records.append({
                 "movie_id": movie.imdb_id,
                 "global_id": global_id,
