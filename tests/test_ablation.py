@@ -56,6 +56,13 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     assert focused["focused_b2_actor_bank"].data.storyboard.best_query == "actor_query"
     assert focused["focused_a1_no_soft_prompt_no_region"].captioning.focused.n_soft == 0
     assert focused["focused_c2_full"].captioning.focused.n_soft > 0
+    # every Stage-II run alike: the spec's stage2_common (60 epochs, validation every 2nd) and the tiny recipes'
+    # name swap; the Stage-I runs keep their recipe's epochs
+    stage2 = [name for name, run in spec.runs.items() if run.stage == 2]
+    assert len(stage2) == 16
+    assert all(resolved[n].trainer.max_epochs == 60 and resolved[n].trainer.check_val_every_n_epoch == 2
+               and resolved[n].captioning.name_swap.enabled for n in stage2)  # fmt: skip
+    assert resolved["pme"].trainer.max_epochs == 8 and resolved["clip_global"].trainer.max_epochs < 60
 
 
 def test_the_quick_spec_keeps_only_the_runs_its_rows_need():

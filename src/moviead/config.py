@@ -205,6 +205,15 @@ class Method(str, Enum):
 
 
 @dataclass
+class NameSwapConfig:
+    """Training-time character-name swapping (:mod:`moviead.data.name_swap`): for decoders trained from scratch,
+    which otherwise learn names from the training movies' clips instead of copying them from the context."""
+
+    enabled: bool = False
+    names_file: str | None = None  # the name pool: one name per line, a JSON list or a toy manifest; rel. data.root
+
+
+@dataclass
 class CaptioningStageConfig:
     """Stage-II: the recipe (``method``), its context, the Stage-I export it builds on, the decoder, the recipe's own
     section (``dsm`` for LoCo-MAD, ``distinct`` for DistinctAD, ``focused`` for FocusedAD) and decoding settings.
@@ -224,6 +233,7 @@ class CaptioningStageConfig:
     dsm: DSMConfig = field(default_factory=DSMConfig)  # read by method=loco_mad only
     distinct: DistinctConfig = field(default_factory=DistinctConfig)  # read by method=distinctad only
     focused: FocusedConfig = field(default_factory=FocusedConfig)  # read by method=focusedad only
+    name_swap: NameSwapConfig = field(default_factory=NameSwapConfig)  # training examples only
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     val_generate_batches: int = 4  # validation batches decoded for CIDEr and the sample table (fixed subset)
     val_num_beams: int = 1  # decoding during validation (greedy keeps it cheap); evaluation uses generation

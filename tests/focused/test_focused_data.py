@@ -33,6 +33,7 @@ def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: P
     pad = parts.tokenizer.pad_token_id
     cfg_names = {r.movie_id: r.main_characters for r in dm.records().values()}
     named: Counter[bool] = Counter()
+    pool, renamed = set(parts.data.name_swap.names), 0
     for batch in dm.train_dataloader():
         ids, mask, region = batch[K.INSTRUCTION_IDS], batch[K.INSTRUCTION_MASK], batch[K.INSTRUCTION_REGION]
         assert batch[BatchKey.FRAMES].shape[1] == 8 and batch[K.PATCHES].shape[:2] == batch[BatchKey.FRAMES].shape[:2]
@@ -47,9 +48,15 @@ def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: P
             assert (ids[b][mask[b]][regions >= 0] == pad).all()
             text = parts.tokenizer.decode(ids[b][mask[b]][regions < 0].tolist())  # pieces between the regions
             assert text.replace(" ", "") == meta["instruction"].replace(REGION, "").replace(" ", "")
-            assert set(meta["names"]) <= set(cfg_names[meta["movie"]])  # only the movie's bank characters
+            # training examples' names are swapped (the tiny recipe's name_swap): recognised from the movie's bank,
+            # then renamed like the AD, so they are the pool's names and still the AD's character
+            assert set(meta["names"]) <= pool
+            renamed += not set(meta["names"]) <= set(cfg_names[meta["movie"]])
             if meta["clip_type"] != 3 and not meta["text"].startswith("In the "):
                 named[meta["text"].split()[0] in meta["names"]] += 1
+    assert renamed > 10
+    for batch in dm.val_dataloader():  # validation: the movie's own bank characters, as recognised
+        assert all(set(m["names"]) <= set(cfg_names[m["movie"]]) for m in batch[BatchKey.META])
     assert set(types) == {1, 2, 3}, types
     assert names_by_type[3] == {0}  # type 3: no main character (only strangers), the whole-frame instruction
     assert 2 in names_by_type[1]

@@ -82,15 +82,25 @@ def _sims(stage, batch):
     return vtc_similarities(q, t, gather=False)
 
 
-@pytest.fixture(scope="module")
-def trained(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    runs = tmp_path_factory.mktemp("runs")
+def _train(toy_root: Path, runs: Path, epochs: int):
     # 6 movies: 1 test, 1 validation, 4 training
-    cfg = _cfg(toy_root, f"trainer.default_root_dir={runs}", "trainer.max_epochs=15", "loader.batch_size=16",
-               "trainer.check_val_every_n_epoch=15", "trainer.enable_progress_bar=false", "data.val_movies=1")
+    cfg = _cfg(toy_root, f"trainer.default_root_dir={runs}", f"trainer.max_epochs={epochs}", "loader.batch_size=16",
+               f"trainer.check_val_every_n_epoch={epochs}", "trainer.enable_progress_bar=false", "data.val_movies=1")
     return cfg, train(cfg)
 
 
+@pytest.fixture(scope="module")
+def trained(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    return _train(toy_root, tmp_path_factory.mktemp("runs"), 15)
+
+
+@pytest.fixture(scope="module")
+def trained_briefly(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One epoch: the export round trip needs a run that `train` finished and exported, not a good model."""
+    return _train(toy_root, tmp_path_factory.mktemp("runs"), 1)
+
+
+@pytest.mark.slow  # 15 epochs of Stage-I training; the fast suite keeps test_stage1_losses_fall_on_a_fixed_batch
 @pytest.mark.integration
 def test_learning_toy_stage1_text_to_video_r1_at_least_5x_chance(trained) -> None:
     cfg, result = trained
@@ -100,8 +110,8 @@ def test_learning_toy_stage1_text_to_video_r1_at_least_5x_chance(trained) -> Non
 
 
 @pytest.mark.integration
-def test_exported_stage1_checkpoint_reloads_with_identical_outputs(trained, toy_batch) -> None:
-    cfg, result = trained
+def test_exported_stage1_checkpoint_reloads_with_identical_outputs(trained_briefly, toy_batch) -> None:
+    cfg, result = trained_briefly
     _, batch = toy_batch
     assert (result.export_dir / "config.yaml").is_file() and (result.run_dir / "checkpoints" / "last.ckpt").is_file()
     reloaded = load_pme(result.export_dir).eval()

@@ -32,10 +32,13 @@ def _val_cider(parts, cfg) -> float:
     return caption_scores(refs, preds, metrics=("cider",))["cider"]
 
 
-@pytest.mark.integration  # about a minute on 2 cores
+@pytest.mark.integration  # 15-30 s on 2 cores
 def test_learning_cider_after_training_exceeds_untrained(toy12: Path, stage1_export: Path, tmp_path: Path) -> None:
-    cfg = stage2_cfg(toy12, stage1_export, tmp_path, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=0",
-                     "trainer.check_val_every_n_epoch=3",
+    # measured: CIDEr 0.0015 untrained -> 0.323 after 2 epochs (3 epochs gave no wider margin: 0.324)
+    cfg = stage2_cfg(toy12, stage1_export, tmp_path, "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
+                     "trainer.check_val_every_n_epoch=2",
+                     # one sentence-feature cache: the training run reuses what the untrained decoding encoded
+                     f"captioning.dsm.sentence_cache={tmp_path / 'sentence_features.safetensors'}",
                      f"captioning.val_generate_batches={VAL_BATCHES}", "captioning.val_num_beams=1")
     torch.manual_seed(cfg.seed)
     untrained = _val_cider(build_recipe(cfg, tmp_path / "untrained"), cfg)

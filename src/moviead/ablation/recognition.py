@@ -76,7 +76,7 @@ def focused_recognition(spec: AblationSpec, data_root: Path) -> dict[str, Any] |
     runs = [run for run in spec.runs.values() if run.data == "storyboard"]
     if not runs:
         return None
-    cfg = load_config(runs[0].files, [*spec.common, *runs[0].overrides])
+    cfg = load_config(runs[0].files, spec.overrides_of(runs[0]))
     focused = cfg.captioning.focused
     return recognition_report(data_root / "storyboard", str(cfg.data.storyboard.annotations),
                               float(cfg.data.storyboard.val_fraction), float(focused.threshold),

@@ -86,11 +86,11 @@ def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Comman
 
 def train_command(spec: AblationSpec, paths: AblationPaths, data_root: Path, seed: int, run: RunSpec) -> Command:
     """``moviead train`` of one (seed, run): files, ``data.root`` (the world's ``run.data`` folder beside the MAD-layout
-    ``data_root``), the spec's common overrides, the run's own,
+    ``data_root``), the spec's common overrides (and its Stage-II ones for a Stage-II run), the run's own,
     then the seed, the name, the run folder, the W&B group (the run: its seeds together) and tags (``ablation`` and
     the rows the run is a side of), and the Stage-I export a Stage-II run builds on."""
     rows = sorted(row.name for row in spec.rows.values() if run.name in (row.better.run, row.worse.run))
-    overrides = [f"data.root={data_root.parent / run.data}", *spec.common, *run.overrides, f"seed={seed}",
+    overrides = [f"data.root={data_root.parent / run.data}", *spec.overrides_of(run), f"seed={seed}",
                  f"name={run.name}",
                  f"trainer.default_root_dir={paths.out / f'seed{seed}'}", f"logger.wandb.group=ablation-{run.name}",
                  f"logger.wandb.tags=[ablation,{','.join(rows)}]"]

@@ -88,6 +88,7 @@ class AblationSpec:
     common: tuple[str, ...] = ()
     eval_args: tuple[str, ...] = ()
     distinct_context: int = 3
+    stage2_common: tuple[str, ...] = ()  # overrides of every Stage-II run, after ``common``
     quick_seeds: tuple[int, ...] = ()
     quick_rows: tuple[str, ...] = ()
     source: str = ""
@@ -117,7 +118,11 @@ class AblationSpec:
         needed |= {self.runs[name].stage1 for name in needed if self.runs[name].stage1}
         runs = {name: run for name, run in self.runs.items() if name in needed}
         return AblationSpec(self.world, seeds, runs, {row.name: row for row in rows}, self.common, self.eval_args,
-                            self.distinct_context, source=self.source)
+                            self.distinct_context, stage2_common=self.stage2_common, source=self.source)
+
+    def overrides_of(self, run: RunSpec) -> list[str]:
+        """The spec's overrides of ``run``: ``common``, then ``stage2_common`` for a Stage-II run, then its own."""
+        return [*self.common, *(self.stage2_common if run.stage == 2 else ()), *run.overrides]
 
     def modes_of(self, run: str) -> tuple[str, ...]:
         """The evaluation modes a run needs: its own plus those its rows ask for."""
@@ -197,6 +202,7 @@ def load_spec(path: str | Path) -> AblationSpec:
         world=WorldSpec(**(raw.get("world") or {})), seeds=seeds, runs=runs, rows=rows,
         common=tuple(str(o) for o in raw.get("common") or ()), eval_args=tuple(str(a) for a in raw.get("eval_args")
                                                                                  or ()),
+        stage2_common=tuple(str(o) for o in raw.get("stage2_common") or ()),
         distinct_context=int(raw.get("distinct_context", 3)), quick_seeds=tuple(int(s) for s in quick.get("seeds")
                                                                                    or ()),
         quick_rows=tuple(quick.get("rows") or ()), source=str(path),

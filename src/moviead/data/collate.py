@@ -44,13 +44,16 @@ class BatchKey:
 @dataclass(frozen=True)
 class ClipExample:
     """What a dataset item is: the AD, its frames (T, D) float32, its context and (when asked) its DSM proposal and
-    the frames (T_j, D) of its neighbouring clips (the previous ADs' intervals of the same movie, oldest first)."""
+    the frames (T_j, D) of its neighbouring clips (the previous ADs' intervals of the same movie, oldest first).
+    ``renamed`` holds the (name, new name) pairs of a training example whose names were swapped
+    (:mod:`moviead.data.name_swap`), empty otherwise."""
 
     record: ADRecord
     frames: np.ndarray
     context: ADContext
     proposal: tuple[ProposalItem, ...] = ()
     neighbour_frames: tuple[np.ndarray, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 def clip_meta(example: ClipExample) -> dict[str, Any]:

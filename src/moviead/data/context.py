@@ -70,12 +70,15 @@ class ProposalItem:
         subtitles: the item's subtitles in time order.
         start: start of the interval the item covers: its AD's start (leading item: its first subtitle's start).
         end: end of that interval (exclusive for subtitle starts): the next AD's start, or the current AD's end.
+        feature_source: the text its sentence feature is computed from when not its own (a training example whose
+            names were swapped keeps the data's text here: :mod:`moviead.data.name_swap`).
     """
 
     ad: ContextItem | None
     subtitles: tuple[ContextItem, ...]
     start: float
     end: float
+    feature_source: str | None = None
 
     @property
     def subtitle_text(self) -> str:
@@ -84,7 +87,10 @@ class ProposalItem:
 
     @property
     def feature_text(self) -> str:
-        """The text its sentence feature is computed from: its AD's text, or its subtitles when it has no AD."""
+        """The text its sentence feature is computed from: its AD's text, or its subtitles when it has no AD (or
+        :attr:`feature_source` when set)."""
+        if self.feature_source is not None:
+            return self.feature_source
         return self.ad.text if self.ad is not None else self.subtitle_text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,8 @@ class ADClipDataset(Dataset):
             intervals are known in every context mode, recurrent included: only their texts are predicted. An AD
             with a ``context_group`` (LSMDC's 5-clip sets) takes them as its context ADs: from its own set only,
             never a clip with its own interval (its duplicate).
+        name_swap: with ``training``, each example's names are swapped by a freshly drawn renaming
+            (:class:`moviead.data.name_swap.NameSwap`; torch's RNG, as the frame shift).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class ADClipDataset(Dataset):
         training: bool = False,
         with_proposal: bool = False,
         neighbour_clips: int = 0,
+        name_swap: Callable[[ClipExample], ClipExample] | None = None,
     ) -> None:
         if neighbour_clips < 0:
             raise ValueError(f"neighbour_clips must be >= 0, got {neighbour_clips}")
@@ -71,6 +75,7 @@ class ADClipDataset(Dataset):
         self.training = training
         self.with_proposal = with_proposal
         self.neighbour_clips = neighbour_clips
+        self.name_swap = name_swap if training else None
         self._by_position = {(it.record.movie, it.record.index): it for it in items} if neighbour_clips else {}
 
     def __len__(self) -> int:
@@ -98,4 +103,5 @@ class ADClipDataset(Dataset):
         item = self.items[index]
         proposal = tuple(self.context.build_proposal(item.record)) if self.with_proposal else ()
         neighbours = tuple(self.frames(n) for n in self.neighbours(item)) if self.neighbour_clips else ()
-        return ClipExample(item.record, self.frames(item), self.context.build(item.record), proposal, neighbours)
+        example = ClipExample(item.record, self.frames(item), self.context.build(item.record), proposal, neighbours)
+        return self.name_swap(example) if self.name_swap is not None else example

@@ -286,4 +286,4 @@ def make_dataset(
         provider=provider,
     )
     return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=needs.proposal,
-                         neighbour_clips=needs.neighbour_clips)
+                         neighbour_clips=needs.neighbour_clips, name_swap=needs.name_swap if training else None)

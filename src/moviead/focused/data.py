@@ -156,7 +156,8 @@ class FocusedCollator:
     ``INSTRUCTION_REGION`` is the region's index (the model puts that region's tokens there) and the text
     pieces between the regions are tokenised one by one (a tokenizer that adds a prefix space puts one before
     each piece); without, the
-    instruction is tokenised as plain text. ``meta`` gains ``global_id``, ``clip_type`` (1/2/3), ``instruction`` and
+    instruction is tokenised as plain text. A training example whose names were swapped
+    (:attr:`~moviead.data.collate.ClipExample.renamed`) has its recognised names renamed the same way. ``meta`` gains ``global_id``, ``clip_type`` (1/2/3), ``instruction`` and
     ``names``. Picklable.
     """
 
@@ -191,7 +192,8 @@ class FocusedCollator:
             queries = None if s.bank is None else s.bank.get(ex.storyboard.movie_id)
             characters = clip_characters(ex.storyboard, s.names, queries, s.threshold, s.min_confidence,
                                          s.max_characters, s.records_path)
-            names.append([c.name for c in characters])
+            renamed = dict(ex.clip.renamed)  # a training example's name swap reaches the recognised names too
+            names.append([renamed.get(c.name, c.name) for c in characters])
             instructions.append(dynamic_instruction(names[-1]))
             if ex.frame_indices is not None and any(c.frame_boxes is not None for c in characters):
                 boxes.append(normalised_frame_boxes(ex.storyboard, characters, ex.frame_indices.tolist()))

@@ -159,9 +159,25 @@ def build_visual_encoder(cfg: DictConfig) -> tuple[Any, int]:
     return None, int(cfg.data.feature_dim)
 
 
-def context_requirements(cap: DictConfig, **extra: Any) -> DataRequirements:
-    """:class:`DataRequirements` of ``captioning``'s context (mode, L_c, subtitles) with proposals, plus ``extra``."""
-    return DataRequirements.of_context(cap, **{"proposal": True, **extra})
+def name_swap_of(cfg: DictConfig) -> Any:
+    """The training examples' name swap of ``captioning.name_swap`` (:class:`moviead.data.name_swap.NameSwap`, its
+    pool read from ``names_file``, relative to ``data.root``), or None when it is off."""
+    from moviead.data.name_swap import NameSwap, read_name_pool
+
+    swap = cfg.captioning.name_swap
+    if not swap.enabled:
+        return None
+    if not swap.names_file:
+        raise ValueError("captioning.name_swap.enabled=true needs captioning.name_swap.names_file: a text file with "
+                         "one character name per line (relative to data.root), e.g. the toy data's "
+                         "../toy_manifest.json")
+    return NameSwap(read_name_pool(Path(cfg.data.root) / swap.names_file))
+
+
+def context_requirements(cfg: DictConfig, **extra: Any) -> DataRequirements:
+    """:class:`DataRequirements` of ``captioning``'s context (mode, L_c, subtitles) with proposals and its training
+    name swap, plus ``extra``."""
+    return DataRequirements.of_context(cfg.captioning, **{"proposal": True, "name_swap": name_swap_of(cfg), **extra})
 
 
 def caption_batch(batch: dict[str, Any], with_target: bool = True) -> CaptionBatch:

@@ -56,5 +56,5 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
     collator = CaptioningCollator(parts.tokenizer, max_text_tokens=cap.decoder.max_text_tokens,
                                   max_item_tokens=cap.decoder.max_item_tokens, neighbour_clips=neighbours,
                                   distinctive=targets)
-    needs = context_requirements(cap, neighbour_clips=neighbours)
+    needs = context_requirements(cfg, neighbour_clips=neighbours)
     return Recipe(METHOD, captioner, parts.tokenizer, parts.stop_ids, collator, needs)

@@ -77,5 +77,5 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
     )
     base = CaptioningCollator(parts.tokenizer, max_text_tokens=cap.decoder.max_text_tokens,
                               max_item_tokens=cap.decoder.max_item_tokens)
-    needs = context_requirements(cap, storyboard_records=True, patch_features=patch_path)
+    needs = context_requirements(cfg, storyboard_records=True, patch_features=patch_path)
     return Recipe(METHOD, captioner, parts.tokenizer, parts.stop_ids, FocusedCollator(base, settings), needs)

@@ -65,5 +65,5 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
     captioner = ADCaptioner(parts.decoder, pme=pme, dsm=dsm, frozen_cache=frozen_cache)
     collator = CaptioningCollator(parts.tokenizer, max_text_tokens=cap.decoder.max_text_tokens,
                                   max_item_tokens=cap.decoder.max_item_tokens, sentence_features=bank)
-    needs = context_requirements(cap, sentence_bank=bank, sentence_cache=cache)
+    needs = context_requirements(cfg, sentence_bank=bank, sentence_cache=cache)
     return Recipe(METHOD, captioner, parts.tokenizer, parts.stop_ids, collator, needs)
