@@ -86,12 +86,12 @@ def test_the_toy_recipes_swap_training_examples_only(toy_root: Path) -> None:
     cfg = load_config([CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml",
                        CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}"])  # fmt: skip
     needs = context_requirements(cfg)
-    swap = needs.name_swap
-    assert cfg.captioning.name_swap.enabled and isinstance(swap, NameSwap)
+    assert cfg.captioning.name_swap.enabled and needs.name_swap == toy_root / "mad" / "../toy_manifest.json"
     pool = set(json.loads((toy_root / "toy_manifest.json").read_text())["vocabulary"]["names"])
-    assert set(swap.names) == pool
     train = make_dataset(load_split(cfg.data, "train"), cfg.data, cfg.loader.frames, needs, training=True)
     val = make_dataset(load_split(cfg.data, "val"), cfg.data, cfg.loader.frames, needs, training=False)
+    swap = train.name_swap
+    assert isinstance(swap, NameSwap) and set(swap.names) == pool and val.name_swap is None
     torch.manual_seed(0)
     changed = 0
     for i in range(0, len(train), max(1, len(train) // 40)):
@@ -108,7 +108,8 @@ def test_the_toy_recipes_swap_training_examples_only(toy_root: Path) -> None:
 
 def test_names_file_is_required_and_checked(toy_root: Path, tmp_path: Path) -> None:
     from moviead.config import load_config
-    from moviead.recipes.base import name_swap_of
+    from moviead.data.sources import load_split, make_dataset
+    from moviead.recipes.base import context_requirements, name_swap_of
     from tests.conftest import CONFIGS
 
     files = [CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml",
@@ -117,7 +118,10 @@ def test_names_file_is_required_and_checked(toy_root: Path, tmp_path: Path) -> N
     with pytest.raises(ValueError, match="needs captioning.name_swap.names_file"):
         name_swap_of(cfg)
     cfg = load_config(files, [f"data.root={toy_root / 'mad'}", "captioning.name_swap.names_file=cast.txt"])
-    with pytest.raises(FileNotFoundError, match="cast.txt"):
-        name_swap_of(cfg)
+    needs = context_requirements(cfg)  # a model rebuilt for evaluation does not read the pool
+    assert needs.name_swap == toy_root / "mad" / "cast.txt"
+    assert make_dataset(load_split(cfg.data, "val"), cfg.data, cfg.loader.frames, needs, training=False).name_swap is None
+    with pytest.raises(FileNotFoundError, match="cast.txt"):  # a training split does
+        make_dataset(load_split(cfg.data, "train"), cfg.data, cfg.loader.frames, needs, training=True)
     cfg = load_config(files, [f"data.root={toy_root / 'mad'}", "captioning.name_swap.enabled=false"])
     assert name_swap_of(cfg) is None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from moviead.data.collate import BatchKey
+from moviead.data.name_swap import read_name_pool
 from moviead.datamodules import StoryboardDataModule, build_datamodule
 from moviead.focused.data import FocusedBatchKey as K
 from moviead.focused.templates import REGION, dynamic_instruction
@@ -33,7 +34,7 @@ def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: P
     pad = parts.tokenizer.pad_token_id
     cfg_names = {r.movie_id: r.main_characters for r in dm.records().values()}
     named: Counter[bool] = Counter()
-    pool, renamed = set(parts.data.name_swap.names), 0
+    pool, renamed = set(read_name_pool(parts.data.name_swap)), 0
     for batch in dm.train_dataloader():
         ids, mask, region = batch[K.INSTRUCTION_IDS], batch[K.INSTRUCTION_MASK], batch[K.INSTRUCTION_REGION]
         assert batch[BatchKey.FRAMES].shape[1] == 8 and batch[K.PATCHES].shape[:2] == batch[BatchKey.FRAMES].shape[:2]

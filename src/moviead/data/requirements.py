@@ -29,8 +29,8 @@ class DataRequirements:
         sentence_cache: where that bank is saved after encoding (reruns load it).
         storyboard_records: serve Storyboard-v2 examples (the clip plus its record: type, detections), FocusedAD.
         patch_features: a patch-feature store (T, H', W', D) per record, read at the clip's frames (FocusedAD boxes).
-        name_swap: training examples get their character names swapped
-            (:class:`moviead.data.name_swap.NameSwap`, ``captioning.name_swap``); None leaves them as they are.
+        name_swap: the name-pool file of ``captioning.name_swap``: training examples get their character names
+            swapped (:class:`moviead.data.name_swap.NameSwap`); None leaves them as they are.
     """
 
     context_mode: ContextMode = ContextMode.oracle
@@ -43,7 +43,7 @@ class DataRequirements:
     sentence_cache: Path | None = None
     storyboard_records: bool = False
     patch_features: Path | None = None
-    name_swap: Any = None
+    name_swap: Path | None = None
 
     @classmethod
     def of_context(cls, captioning: Any, **extra: Any) -> DataRequirements:

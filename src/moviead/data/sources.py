@@ -31,6 +31,7 @@ from moviead.data.formats.mad import (
 )
 from moviead.data.formats.storyboard import read_storyboard_json
 from moviead.data.frames import FrameSampler, interval_frames
+from moviead.data.name_swap import NameSwap, read_name_pool
 from moviead.data.records import ADRecord, DatasetName, FrameMode, LSMDCRecord, MovieAnnotations, TextVariant
 from moviead.data.requirements import DataRequirements
 from moviead.data.val_split import resolve_mad_splits, storyboard_splits
@@ -285,5 +286,6 @@ def make_dataset(
         max_subtitles=needs.max_subtitles,
         provider=provider,
     )
+    swap = NameSwap(read_name_pool(needs.name_swap)) if training and needs.name_swap is not None else None
     return ADClipDataset(data.items, data.features, sampler, context, training=training, with_proposal=needs.proposal,
-                         neighbour_clips=needs.neighbour_clips, name_swap=needs.name_swap if training else None)
+                         neighbour_clips=needs.neighbour_clips, name_swap=swap)

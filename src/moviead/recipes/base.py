@@ -159,11 +159,10 @@ def build_visual_encoder(cfg: DictConfig) -> tuple[Any, int]:
     return None, int(cfg.data.feature_dim)
 
 
-def name_swap_of(cfg: DictConfig) -> Any:
-    """The training examples' name swap of ``captioning.name_swap`` (:class:`moviead.data.name_swap.NameSwap`, its
-    pool read from ``names_file``, relative to ``data.root``), or None when it is off."""
-    from moviead.data.name_swap import NameSwap, read_name_pool
-
+def name_swap_of(cfg: DictConfig) -> Path | None:
+    """The name-pool file of ``captioning.name_swap`` (``names_file`` relative to ``data.root``), or None when the swap
+    is off. The file is read when a training split is built (:func:`moviead.data.sources.make_dataset`), so a model
+    rebuilt for evaluation does not need it."""
     swap = cfg.captioning.name_swap
     if not swap.enabled:
         return None
@@ -171,7 +170,7 @@ def name_swap_of(cfg: DictConfig) -> Any:
         raise ValueError("captioning.name_swap.enabled=true needs captioning.name_swap.names_file: a text file with "
                          "one character name per line (relative to data.root), e.g. the toy data's "
                          "../toy_manifest.json")
-    return NameSwap(read_name_pool(Path(cfg.data.root) / swap.names_file))
+    return Path(cfg.data.root) / swap.names_file
 
 
 def context_requirements(cfg: DictConfig, **extra: Any) -> DataRequirements:
