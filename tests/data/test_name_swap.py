@@ -15,6 +15,7 @@ from moviead.data.context import ADContext, ContextItem, ProposalItem
 from moviead.data.name_swap import NameSwap, read_name_pool
 from moviead.data.records import ADRecord
 
+SWAP = ("captioning.name_swap.enabled=true", "captioning.name_swap.names_file=../toy_manifest.json")  # the spec's
 POOL = ("Arlo", "Bexley", "Corin", "Dalia", "Ann", "Ann Lee")
 
 
@@ -76,15 +77,15 @@ def test_the_pool_is_read_from_a_text_file_a_json_list_or_the_toy_manifest(tmp_p
 
 
 def test_the_toy_recipes_swap_training_examples_only(toy_root: Path) -> None:
-    """The tiny recipes' setting on the toy data: training examples get a consistent renaming from the toy world's
-    pool; validation examples are the data as it is."""
+    """The ablation spec's setting (``stage2_common``) on the toy data: training examples get a consistent renaming
+    from the toy world's pool; validation examples are the data as it is."""
     from moviead.config import load_config
     from moviead.data.sources import load_split, make_dataset
     from moviead.recipes.base import context_requirements
     from tests.conftest import CONFIGS
 
     cfg = load_config([CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml",
-                       CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}"])  # fmt: skip
+                       CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}", *SWAP])  # fmt: skip
     needs = context_requirements(cfg)
     assert cfg.captioning.name_swap.enabled and needs.name_swap == toy_root / "mad" / "../toy_manifest.json"
     pool = set(json.loads((toy_root / "toy_manifest.json").read_text())["vocabulary"]["names"])
@@ -114,14 +115,14 @@ def test_names_file_is_required_and_checked(toy_root: Path, tmp_path: Path) -> N
 
     files = [CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml",
              CONFIGS / "data" / "toy.yaml"]  # fmt: skip
-    cfg = load_config(files, [f"data.root={toy_root / 'mad'}", "captioning.name_swap.names_file=null"])
+    cfg = load_config(files, [f"data.root={toy_root / 'mad'}", *SWAP, "captioning.name_swap.names_file=null"])
     with pytest.raises(ValueError, match="needs captioning.name_swap.names_file"):
         name_swap_of(cfg)
-    cfg = load_config(files, [f"data.root={toy_root / 'mad'}", "captioning.name_swap.names_file=cast.txt"])
+    cfg = load_config(files, [f"data.root={toy_root / 'mad'}", *SWAP, "captioning.name_swap.names_file=cast.txt"])
     needs = context_requirements(cfg)  # a model rebuilt for evaluation does not read the pool
     assert needs.name_swap == toy_root / "mad" / "cast.txt"
     assert make_dataset(load_split(cfg.data, "val"), cfg.data, cfg.loader.frames, needs, training=False).name_swap is None
     with pytest.raises(FileNotFoundError, match="cast.txt"):  # a training split does
         make_dataset(load_split(cfg.data, "train"), cfg.data, cfg.loader.frames, needs, training=True)
-    cfg = load_config(files, [f"data.root={toy_root / 'mad'}", "captioning.name_swap.enabled=false"])
+    cfg = load_config(files, [f"data.root={toy_root / 'mad'}"])  # the tiny recipes (make demo): off
     assert name_swap_of(cfg) is None

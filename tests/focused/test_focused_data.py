@@ -27,7 +27,8 @@ def _datamodule(toy_root: Path, tmp_path: Path, *overrides: str):
 
 
 def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: Path, tmp_path: Path) -> None:
-    _, parts, dm = _datamodule(toy_root, tmp_path)
+    _, parts, dm = _datamodule(toy_root, tmp_path, "captioning.name_swap.enabled=true",  # the ablation spec's setting
+                               "captioning.name_swap.names_file=../toy_manifest.json")
     assert isinstance(dm, StoryboardDataModule)
     types: Counter[int] = Counter()
     names_by_type: dict[int, set[int]] = {1: set(), 2: set(), 3: set()}
@@ -49,7 +50,7 @@ def test_batches_hold_all_three_record_types_with_their_instructions(toy_root: P
             assert (ids[b][mask[b]][regions >= 0] == pad).all()
             text = parts.tokenizer.decode(ids[b][mask[b]][regions < 0].tolist())  # pieces between the regions
             assert text.replace(" ", "") == meta["instruction"].replace(REGION, "").replace(" ", "")
-            # training examples' names are swapped (the tiny recipe's name_swap): recognised from the movie's bank,
+            # training examples' names are swapped (name_swap): recognised from the movie's bank,
             # then renamed like the AD, so they are the pool's names and still the AD's character
             assert set(meta["names"]) <= pool
             renamed += not set(meta["names"]) <= set(cfg_names[meta["movie"]])

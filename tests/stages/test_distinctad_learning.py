@@ -59,11 +59,8 @@ def _train_and_score(toy12: Path, run_root: Path, *overrides: str) -> tuple[tupl
 
 @pytest.mark.integration  # 20-40 s on 2 cores
 def test_learning_distinctad_cider_after_training_exceeds_untrained(toy12: Path, tmp_path: Path) -> None:
-    # without the tiny recipe's name swap, whose random names cost this short run most of its margin (5 epochs with
-    # it: 0.008 -> 0.30); the swap itself is tested in tests/data/test_name_swap.py
     (untrained, _), (trained, _) = _train_and_score(toy12, tmp_path, "trainer.max_epochs=5",
-                                                   "trainer.check_val_every_n_epoch=5",
-                                                   "captioning.name_swap.enabled=false")
+                                                   "trainer.check_val_every_n_epoch=5")
     assert trained > untrained + 0.3, (untrained, trained)  # measured: 0.008 -> 0.63 (6 epochs: 0.98, 4: 0.40)
 
 
