@@ -126,3 +126,16 @@ def test_names_file_is_required_and_checked(toy_root: Path, tmp_path: Path) -> N
         make_dataset(load_split(cfg.data, "train"), cfg.data, cfg.loader.frames, needs, training=True)
     cfg = load_config(files, [f"data.root={toy_root / 'mad'}"])  # the tiny recipes (make demo): off
     assert name_swap_of(cfg) is None
+
+
+def test_a_name_swap_on_a_dataset_that_does_not_train_is_refused(toy_root: Path) -> None:
+    from moviead.config import load_config
+    from moviead.data.sources import load_split, make_dataset
+    from moviead.recipes.base import context_requirements
+    from tests.conftest import CONFIGS
+
+    cfg = load_config([CONFIGS / "stage2" / "loco_mad.yaml", CONFIGS / "stage2" / "loco_mad_tiny.yaml",
+                       CONFIGS / "data" / "toy.yaml"], [f"data.root={toy_root / 'mad'}"])  # fmt: skip
+    val = make_dataset(load_split(cfg.data, "val"), cfg.data, cfg.loader.frames, context_requirements(cfg), False)
+    with pytest.raises(ValueError, match="training-time transform"):
+        type(val)(val.items, val.features, val.sampler, val.context, training=False, name_swap=NameSwap(POOL))

@@ -51,7 +51,7 @@ class ADClipDataset(Dataset):
             intervals are known in every context mode, recurrent included: only their texts are predicted. An AD
             with a ``context_group`` (LSMDC's 5-clip sets) takes them as its context ADs: from its own set only,
             never a clip with its own interval (its duplicate).
-        name_swap: with ``training``, each example's names are swapped by a freshly drawn renaming
+        name_swap: training only: each example's names are swapped by a freshly drawn renaming
             (:class:`moviead.data.name_swap.NameSwap`; torch's RNG, as the frame shift).
     """
 
@@ -68,6 +68,8 @@ class ADClipDataset(Dataset):
     ) -> None:
         if neighbour_clips < 0:
             raise ValueError(f"neighbour_clips must be >= 0, got {neighbour_clips}")
+        if name_swap is not None and not training:
+            raise ValueError("name_swap is a training-time transform: give it to training datasets only")
         self.items = items
         self.features = features
         self.sampler = sampler
@@ -75,7 +77,7 @@ class ADClipDataset(Dataset):
         self.training = training
         self.with_proposal = with_proposal
         self.neighbour_clips = neighbour_clips
-        self.name_swap = name_swap if training else None
+        self.name_swap = name_swap
         self._by_position = {(it.record.movie, it.record.index): it for it in items} if neighbour_clips else {}
 
     def __len__(self) -> int:

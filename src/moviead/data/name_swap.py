@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from moviead.data.collate import ClipExample
-from moviead.data.context import ADContext, ContextItem, ProposalItem
+from moviead.data.context import ContextItem, ProposalItem
 
 MIN_POOL = 2
 
@@ -82,20 +82,16 @@ class NameSwap:
             return replace(it, text=self.apply(it.text, renaming))
 
         def proposal(it: ProposalItem) -> ProposalItem:
-            return ProposalItem(
-                ad=item(it.ad) if it.ad is not None else None,
-                subtitles=tuple(item(s) for s in it.subtitles),
-                start=it.start,
-                end=it.end,
-                feature_source=it.feature_text,  # the DSM reads the data's own text
-            )
+            return replace(it, ad=item(it.ad) if it.ad is not None else None,
+                           subtitles=tuple(item(s) for s in it.subtitles),
+                           feature_source=it.feature_text)  # the DSM reads the data's own text
 
-        context = ADContext(ads=tuple(item(a) for a in example.context.ads),
-                            subtitles=tuple(item(s) for s in example.context.subtitles))
+        context = example.context
         return replace(
             example,
             record=replace(example.record, text=self.apply(example.record.text, renaming)),
-            context=context,
+            context=replace(context, ads=tuple(item(a) for a in context.ads),
+                            subtitles=tuple(item(s) for s in context.subtitles)),
             proposal=tuple(proposal(p) for p in example.proposal),
             renamed=tuple(sorted(renaming.items())),
         )

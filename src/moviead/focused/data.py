@@ -157,7 +157,8 @@ class FocusedCollator:
     pieces between the regions are tokenised one by one (a tokenizer that adds a prefix space puts one before
     each piece); without, the
     instruction is tokenised as plain text. A training example whose names were swapped
-    (:attr:`~moviead.data.collate.ClipExample.renamed`) has its recognised names renamed the same way. ``meta`` gains ``global_id``, ``clip_type`` (1/2/3), ``instruction`` and
+    (:attr:`~moviead.data.collate.ClipExample.renamed`) has its recognised names renamed the same way. ``meta``
+    gains ``global_id``, ``clip_type`` (1/2/3), ``instruction`` and
     ``names``. Picklable.
     """
 
