@@ -40,6 +40,10 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
         resolved[run.name] = load_config(files, overrides)
     assert resolved["loco_dsm_k3"].captioning.context_size == 10 and resolved["loco_dsm_k3"].captioning.dsm.top_k == 3
     assert resolved["loco_dsm_k2"].captioning.dsm.top_k == 2
+    dsm_runs = [n for n, cfg in resolved.items() if n.startswith("loco_") and cfg.captioning.dsm.enabled]
+    assert all(resolved[n].captioning.dsm.sentence_encoder.startswith("bow:") for n in dsm_runs)  # the toy tower
+    assert [n for n in dsm_runs if resolved[n].captioning.dsm.similarity_prior] == ["loco_dsm_k3_similarity"]
+    assert resolved["loco_dsm_k3_similarity"].captioning.dsm.top_k == 3
     assert not resolved["loco_recent_2"].captioning.dsm.enabled and resolved["loco_recent_2"].captioning.context_size == 2
     assert resolved["loco_stage2_only"].captioning.stage1 is None
     assert resolved["pme_without_vtc_vtm"].pme.losses.vtc == 0 and resolved["pme_without_vtc_vtm"].pme.losses.vtm == 0
@@ -59,7 +63,7 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     # every Stage-II run alike: the spec's stage2_common (60 epochs, validation every 2nd) and the tiny recipes'
     # name swap; the Stage-I runs keep their recipe's epochs
     stage2 = [name for name, run in spec.runs.items() if run.stage == 2]
-    assert len(stage2) == 16
+    assert len(stage2) == 17
     assert all(resolved[n].trainer.max_epochs == 60 and resolved[n].trainer.check_val_every_n_epoch == 2
                and resolved[n].captioning.name_swap.enabled for n in stage2)  # fmt: skip
     assert resolved["pme"].trainer.max_epochs == 8 and resolved["clip_global"].trainer.max_epochs < 60

@@ -304,3 +304,24 @@ def test_default_dsm_has_no_recency_parameters() -> None:
     assert not [name for name, _ in dsm.named_parameters() if "recency" in name]
     opted = DynamicSelectionModule(text_dim=DC, visual_dim=DV, n_heads=4, max_proposal=10, recency_embedding=True)
     assert opted.recency is not None and tuple(opted.recency.weight.shape) == (10, DC)
+
+
+def test_similarity_prior_adds_the_ccl_similarity_over_tau_to_the_logits() -> None:
+    """Ours (off by default): logits + cos(T_i, v) / tau, with v the visual summary the CCL uses."""
+    from moviead.models.configs import DSMConfig
+
+    assert DSMConfig().similarity_prior is False
+    plain, prior = tiny_dsm(temp_init=0.5), tiny_dsm(temp_init=0.5, similarity_prior=True)
+    prior.load_state_dict(plain.state_dict())
+    x = inputs()
+    a, b = plain(**x), prior(**x)
+    cosine = torch.einsum("bpd,bd->bp", F.normalize(x["proposal_features"], dim=-1),
+                          F.normalize(a.visual_summary, dim=-1))
+    valid = a.valid
+    # scores are a softmax over each sample's valid items: the log-ratio to its first item moves by cos / tau
+    for row in range(valid.shape[0]):
+        keep = valid[row]
+        shift = b.scores[row, keep].log() - a.scores[row, keep].log()
+        want = cosine[row, keep] / 0.5
+        torch.testing.assert_close(shift - shift[0], want - want[0], rtol=1e-4, atol=1e-4)
+    assert torch.equal(a.visual_summary, b.visual_summary)

