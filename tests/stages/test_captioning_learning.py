@@ -47,14 +47,19 @@ def test_learning_cider_after_training_exceeds_untrained(toy12: Path, stage1_exp
     assert trained > untrained + 0.2, (untrained, trained)
 
 
-@pytest.mark.slow  # two 20-epoch toy trainings: about 10 minutes on 2 cores (make test-all)
+@pytest.mark.slow  # two 20-epoch toy trainings: about 2 minutes on 2 cores (make test-all)
 def test_learning_oracle_context_names_the_character_far_more_often_than_local(
     toy12: Path, stage1_export: Path, tmp_path: Path
 ) -> None:
-    """Names are only in the context (subtitles, earlier ADs), never in the frames: only context can supply them."""
+    """Names are only in the context (subtitles, earlier ADs), never in the frames: only context can supply them.
+
+    The context is the last 3 items, without the DSM: in world v1 the relevant context is always the most recent,
+    and the DSM (reading the toy text tower) selects by the clip's setting, which there is no guide to the name
+    (with it, both modes' last-epoch val name accuracy was 0 after 20 epochs, measured on 2026-12-02)."""
     accuracy = {}
     for mode in ("oracle", "local"):
         cfg = stage2_cfg(toy12, stage1_export, tmp_path / mode, f"captioning.context_mode={mode}", f"name={mode}",
-                         "trainer.num_sanity_val_steps=0")
+                         "trainer.num_sanity_val_steps=0", "captioning.dsm.enabled=false",
+                         "captioning.context_size=3")
         accuracy[mode] = train(cfg).metrics["val/name_acc"]
     assert accuracy["oracle"] >= accuracy["local"] + 0.15 and accuracy["oracle"] >= 2 * accuracy["local"], accuracy
