@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import h5py
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 
 from moviead.data.context import ContextBuilder
 from moviead.data.formats.mad import index_by_movie, read_ad_csv, read_split_json, read_subtitles_csv
+from moviead.data.frames import interval_frames
 from moviead.data.sentence_features import SentenceFeatureBank
 from moviead.losses.contextual import dsm_contextual_loss
 from moviead.models.dsm import DynamicSelectionModule
@@ -59,8 +59,8 @@ def load_examples(root: Path, encoder: str, frames: int, fps: float) -> tuple[li
                 items = builder.build_proposal(ad)
                 if not items:
                     continue
-                first, stop = math.floor(ad.start * fps), max(math.ceil(ad.end * fps), math.floor(ad.start * fps) + 1)
-                picks = np.linspace(first, stop - 1, frames).round().astype(int)
+                first, last = interval_frames(ad.start, ad.end, fps)
+                picks = np.linspace(first, min(last, len(signal) - 1), frames).round().astype(int)
                 same = torch.tensor([it.ad is not None and story_of[it.ad.index] == story_of[ad.index] for it in items])
                 example = (torch.from_numpy(signal[picks]), bank([it.feature_text for it in items]), same)
                 (test if movie in held_out else train).append(example)

@@ -123,12 +123,9 @@ def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: Run
 
 
 def _context_items(row: dict) -> list[tuple[str | None, str]]:
-    """A prediction row's context items as (AD text or None, subtitles joined)."""
-    items = []
-    for item in row.get("context") or []:
-        subtitles = item.get("subtitles") or ""
-        items.append((item.get("ad"), subtitles if isinstance(subtitles, str) else " ".join(subtitles)))
-    return items
+    """A prediction row's context items (``moviead evaluate`` writes each as ``{"ad", "subtitles": [...]}``) as
+    (AD text or None, subtitles joined); none for a row without ``context``."""
+    return [(item["ad"], " ".join(item["subtitles"])) for item in row.get("context", [])]
 
 
 def _identity(arguments: list[str]) -> list[str]:

@@ -42,6 +42,17 @@ def tower_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def word_counts(texts: Sequence[str], index: dict[str, int]) -> torch.Tensor:
+    """(n, V) float32 counts of each text's words over ``index`` (word -> column; unknown words dropped)."""
+    out = torch.zeros(len(texts), len(index))
+    for row, text in enumerate(texts):
+        for word in tower_words(text):
+            column = index.get(word)
+            if column is not None:
+                out[row, column] += 1.0
+    return out
+
+
 class BowTextTower:
     """A fitted (or loaded) bag-of-words text tower; see the module docstring.
 
@@ -67,19 +78,9 @@ class BowTextTower:
         """D, the width of the features."""
         return int(self.weight.shape[1])
 
-    def counts(self, texts: Sequence[str]) -> torch.Tensor:
-        """(n, V) float32 word counts of ``texts`` over the vocabulary (unknown words dropped)."""
-        out = torch.zeros(len(texts), len(self.vocabulary))
-        for row, text in enumerate(texts):
-            for word in tower_words(text):
-                column = self.index.get(word)
-                if column is not None:
-                    out[row, column] += 1.0
-        return out
-
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """texts -> (n, D) float32, unit norm (the zero vector for a text without a known word)."""
-        return F.normalize(self.counts(texts) @ self.weight, dim=-1)
+        return F.normalize(word_counts(texts, self.index) @ self.weight, dim=-1)
 
     def save(self, folder: str | Path) -> Path:
         """Write the tower's two files into ``folder`` (created); returns the folder."""
@@ -136,8 +137,7 @@ def fit_bow_text_tower(texts: Sequence[str], targets: np.ndarray, ridge: float =
     vocabulary = sorted({word for text in texts for word in tower_words(text)})
     if not vocabulary:
         raise ValueError("the texts hold no words")
-    tower = BowTextTower(vocabulary, torch.zeros(len(vocabulary), targets.shape[1]))
-    counts = tower.counts(texts).double().numpy()  # (N, V)
+    counts = word_counts(texts, {word: i for i, word in enumerate(vocabulary)}).double().numpy()  # (N, V)
     centred = targets - targets.mean(axis=0, keepdims=True)
     gram = counts.T @ counts + ridge * np.eye(len(vocabulary))
     weight = np.linalg.solve(gram, counts.T @ centred)  # (V, D)

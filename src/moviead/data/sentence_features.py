@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from moviead.data.bow_text_tower import BowTextTower
 from moviead.data.tokenization import BUNDLED_BERT
 
 log = logging.getLogger(__name__)
@@ -133,20 +134,6 @@ class _OpenCLIPTextEncoder:
         return F.normalize(self.model.encode_text(ids).float(), dim=-1)
 
 
-class _BowEncoder:
-    """A :class:`~moviead.data.bow_text_tower.BowTextTower` read from its folder (runs on the CPU)."""
-
-    def __init__(self, folder: str) -> None:
-        from moviead.data.bow_text_tower import BowTextTower
-
-        self.tower = BowTextTower.load(folder)
-        self.dim = self.tower.dim
-
-    def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """texts -> (n, D) float32, unit norm (zero for a text without a known word)."""
-        return self.tower.encode(texts)
-
-
 class SentenceFeatureBank:
     """Sentence features by text, computed by a frozen encoder on a cache miss and remembered.
 
@@ -167,7 +154,7 @@ class SentenceFeatureBank:
         self.random_init = random_init
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self._encoder: _HFMeanPoolEncoder | _OpenCLIPTextEncoder | _BowEncoder | None = None
+        self._encoder: _HFMeanPoolEncoder | _OpenCLIPTextEncoder | BowTextTower | None = None
         self._index: dict[str, int] = {}
         self._rows = torch.zeros(0, 0)  # (capacity, Dc), the first len(self) rows in use
         self._dim: int | None = None
@@ -190,12 +177,12 @@ class SentenceFeatureBank:
     def __contains__(self, text: str) -> bool:
         return text in self._index
 
-    def _load_encoder(self) -> _HFMeanPoolEncoder | _OpenCLIPTextEncoder | _BowEncoder:
+    def _load_encoder(self) -> _HFMeanPoolEncoder | _OpenCLIPTextEncoder | BowTextTower:
         if self._encoder is None:
             if self.kind == "hf":
                 self._encoder = _HFMeanPoolEncoder(self.name, self.device)
             elif self.kind == "bow":
-                self._encoder = _BowEncoder(self.name)
+                self._encoder = BowTextTower.load(self.name)  # runs on the CPU; same dim / encode interface
             else:
                 self._encoder = _OpenCLIPTextEncoder(self.name, self.checkpoint, self.device, self.random_init)
             if self._dim is not None and self._dim != self._encoder.dim:

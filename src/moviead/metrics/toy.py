@@ -8,9 +8,9 @@ a scene's first name no place).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
+from moviead.metrics.names import mentioned
 from moviead.toy.grammar_v2 import parse_toy_text
 
 
@@ -39,10 +39,6 @@ def toy_slot_accuracy(references: Sequence[str], predictions: Sequence[str]) -> 
     return {k: (v / total if total else 0.0) for k, v in counts.items()}
 
 
-def _names_word(name: str, text: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
-
-
 def toy_context_selection(rows: Iterable[tuple[str, Sequence[tuple[str | None, str]]]]) -> dict[str, float]:
     """How well the context a model was given serves its target: what a context selector (LoCo-MAD's DSM, or the
     last k items) is for, measured on the toy grammar.
@@ -64,7 +60,7 @@ def toy_context_selection(rows: Iterable[tuple[str, Sequence[tuple[str | None, s
             continue
         if gt.name.lower() != "someone":
             named += 1
-            recalled += any(_names_word(gt.name, f"{ad or ''} {subs}") for ad, subs in context)
+            recalled += any(mentioned(f"{ad or ''} {subs}", [gt.name]) for ad, subs in context)
         for ad, _ in context:
             item = parse_toy_text(ad) if ad else None
             if item is not None:
