@@ -24,8 +24,8 @@ embeddings are a leaf that requires grad, so the backward runs through every lay
 two forms: *lean* (``logits_to_keep`` from the first target position, as the decoder does) and *full* (logits at
 every position, the plain HF call). Overhead = captioner / bare-lean - 1; "from pieces" = (DSM + CCL forward and
 backward alone + prompt assembly alone) / bare-lean, the same quantity from parts timed on their own. Shapes
-(``CAPTIONER_SHAPES``): *tiny* = the toy recipe (``loco_mad_tiny.yaml``: tiny PME, 8 frames, MiniLM-width (384)
-sentence features, L_c = 5, LM trained), *opt125m* = the LoCo-MAD recipe at OPT-125m width (BERT-base PME, 40
+(``CAPTIONER_SHAPES``): *tiny* = the toy recipe (``loco_mad_tiny.yaml``: tiny PME, 8 frames, the toy text tower's
+768-d sentence features, a DSM 128 wide (``BENCH_TINY_DSM_HIDDEN=0``: as wide as the features), L_c = 5, LM trained), *opt125m* = the LoCo-MAD recipe at OPT-125m width (BERT-base PME, 40
 frames, 768-d sentence features, L_c = 10, top-3, LM frozen). ``--profile`` adds ``torch.profiler`` top ops by self
 time for one step of each (captioner, bare lean, DSM + CCL alone). Each step is timed by the wall
 clock and by the process's CPU time (``time.process_time``); on a shared CPU, ``--threads 1`` and the CPU-time column
@@ -160,12 +160,13 @@ PME_TINY = dict(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attenti
                 attention_probs_dropout_prob=0.0)  # configs/stage1/pme_tiny.yaml
 PME_BASE = dict(num_query_tokens=32)  # configs/stage1/pme.yaml: BERT-base, 32 queries
 CAPTIONER_SHAPES: dict[str, dict[str, Any]] = {
-    # configs/stage2/loco_mad_tiny.yaml: toy decoder trained whole, MiniLM sentence features, L_c = 5, 8 frames
-    "tiny": dict(lm="tiny", pme=PME_TINY, frames=8, text_dim=384, dsm_heads=4, dsm_dropout=0.0, proposal=5,
-                 freeze_lm=False),
+    # configs/stage2/loco_mad_tiny.yaml: toy decoder trained whole, the toy text tower's 768-d sentence features,
+    # a DSM of width dsm.hidden_dim, L_c = 5, 8 frames
+    "tiny": dict(lm="tiny", pme=PME_TINY, frames=8, text_dim=768, dsm_heads=4, dsm_dropout=0.0, proposal=5,
+                 freeze_lm=False, dsm_hidden=int(os.environ.get("BENCH_TINY_DSM_HIDDEN", 128)) or None),
     # configs/stage2/loco_mad.yaml at OPT-125m width: BERT-base PME, CLIP-L text features, L_c = 10, LM frozen
     "opt125m": dict(lm="opt125m", pme=PME_BASE, frames=40, text_dim=768, dsm_heads=8, dsm_dropout=0.1,
-                    proposal=10, freeze_lm=True),
+                    proposal=10, freeze_lm=True, dsm_hidden=None),
 }
 for _name in ("opt1.3b", "opt2.7b"):  # the papers' Stage-II shapes (bench/gpu.py)
     CAPTIONER_SHAPES[_name] = {**CAPTIONER_SHAPES["opt125m"], "lm": _name}
@@ -191,7 +192,8 @@ def build_captioner(
                                   instruction_ids=[100, 101, 102, 103], freeze_lm=spec["freeze_lm"])
     selection = DynamicSelectionModule(text_dim=spec["text_dim"], visual_dim=VISUAL_DIM, n_layers=2,
                                        n_heads=spec["dsm_heads"], top_k=3, dropout=spec["dsm_dropout"],
-                                       max_proposal=max(32, spec["proposal"] + 1)) if dsm else None
+                                       max_proposal=max(32, spec["proposal"] + 1),
+                                       hidden_dim=spec["dsm_hidden"]) if dsm else None
     captioner = ADCaptioner(decoder, pme=pme, dsm=selection, frozen_cache=FrozenEncoderCache(int(4e9)))
     return captioner.to(device).train()
 
@@ -278,11 +280,13 @@ def captioner_phases(captioner: ADCaptioner, batch: CaptionBatch, device: torch.
     return {name: t - marks[i][1] for i, (name, t) in enumerate(marks[1:])}
 
 
-def overhead_one(shape: str, device: torch.device, rounds: int, warmup: int, profile: bool) -> dict[str, Any]:
+def overhead_one(
+    shape: str, device: torch.device, rounds: int, warmup: int, profile: bool, batch_size: int = BATCH
+) -> dict[str, Any]:
     """Times the captioner step and the two bare LM steps, alternating their order every round."""
     captioner = build_captioner(shape, device)
     lm = captioner.decoder.lm
-    batch = make_caption_batch(shape, captioner.decoder.base_vocab_size, device)
+    batch = make_caption_batch(shape, captioner.decoder.base_vocab_size, device, batch_size)
     criterion = CaptioningLoss()
     _sync(device)
     began = time.perf_counter()
@@ -317,7 +321,7 @@ def overhead_one(shape: str, device: torch.device, rounds: int, warmup: int, pro
     phases = [captioner_phases(captioner, batch, device) for _ in range(2)]
     out: dict[str, Any] = {
         "shape": shape, "lm": "frozen" if CAPTIONER_SHAPES[shape]["freeze_lm"] else "trained",
-        "batch": BATCH, "length": int(inputs.attention_mask.shape[1]), "tokens": int(inputs.attention_mask.sum()),
+        "batch": batch_size, "length": int(inputs.attention_mask.shape[1]), "tokens": int(inputs.attention_mask.sum()),
         "rounds": rounds, "pme_miss_ms": round(pme_ms, 1), "load_1min": round(os.getloadavg()[0], 1),
         **{f"{name}_ms": round(1000 * statistics.median(t), 1) for name, t in times.items()},
         **{f"{name}_min_ms": round(1000 * min(t), 1) for name, t in times.items()},
@@ -381,6 +385,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="--overhead: timed rounds (order alternates)")
     parser.add_argument("--profile", action="store_true", help="--overhead: torch.profiler top ops of one step")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--batch-size", type=int, default=BATCH,
+                        help="--overhead: samples per step (the recipes train with 16)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -388,7 +394,7 @@ def main() -> None:
     if args.overhead:
         rows = []
         for size in args.sizes:
-            rows.append(overhead_one(size, device, args.rounds, args.warmup, args.profile))
+            rows.append(overhead_one(size, device, args.rounds, args.warmup, args.profile, args.batch_size))
             print(json.dumps(rows[-1]), flush=True)
         print("\n" + overhead_table(rows), flush=True)
         return

@@ -325,3 +325,46 @@ def test_similarity_prior_adds_the_ccl_similarity_over_tau_to_the_logits() -> No
         want = cosine[row, keep] / 0.5
         torch.testing.assert_close(shift - shift[0], want - want[0], rtol=1e-4, atol=1e-4)
     assert torch.equal(a.visual_summary, b.visual_summary)
+
+
+def test_hidden_dim_narrows_the_cpe_but_not_what_the_ccl_compares() -> None:
+    """``hidden_dim`` (ours; None = the paper's CPE at the features' width): T_c enters through Linear(Dc -> Dh), the
+    blocks and the sampler run at Dh, the CCL's candidates and visual summary stay at Dc; the narrow DSM still
+    learns (its scores move) and its parameters shrink."""
+    from moviead.models.configs import DSMConfig
+
+    assert DSMConfig().hidden_dim is None
+    paper = tiny_dsm(text_dim=64, visual_dim=DV, n_heads=4)
+    narrow = tiny_dsm(text_dim=64, visual_dim=DV, n_heads=4, hidden_dim=8)
+    assert isinstance(paper.input_proj, nn.Identity)
+    assert tuple(narrow.input_proj.weight.shape) == (8, 64)
+    assert narrow.layers[0].self_attn.embed_dim == 8 and narrow.sampler.in_features == 8
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in paper.parameters()) / 5
+    gen = torch.Generator().manual_seed(3)
+    feats, valid = torch.randn(2, P, 64, generator=gen), torch.ones(2, P, dtype=torch.bool)
+    out = narrow(feats, valid, torch.randn(2, T, DV, generator=gen))
+    assert out.proposal_features.shape == (2, P, 64) and out.visual_summary.shape == (2, 64)
+    assert out.scores.shape == (2, P) and int(out.selected.sum()) == 2 * 2
+    dsm_contextual_loss(out).backward()
+    assert narrow.input_proj.weight.grad is not None and narrow.input_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="divisible"):
+        tiny_dsm(text_dim=64, n_heads=4, hidden_dim=10)
+
+
+@pytest.mark.parametrize("visual_dim", [DC, DV])
+def test_lean_attention_equals_nn_multihead_attention(visual_dim: int) -> None:
+    """The CPE's attention (``multihead_attention``) against ``nn.MultiheadAttention``'s own forward on the same
+    weights: self-attention (one in-projection) and cross-attention with equal and different key widths."""
+    from moviead.models.dsm import multihead_attention
+
+    torch.manual_seed(0)
+    self_attn = nn.MultiheadAttention(DC, 4, batch_first=True)
+    cross = nn.MultiheadAttention(DC, 4, kdim=visual_dim, vdim=visual_dim, batch_first=True)
+    x = inputs()
+    items = x["proposal_features"]
+    visual = torch.randn(3, T, visual_dim)
+    item_ignore, visual_ignore = ~x["proposal_valid"], ~x["visual_mask"]
+    want = self_attn(items, items, items, key_padding_mask=item_ignore, need_weights=False)[0]
+    torch.testing.assert_close(multihead_attention(self_attn, items, items, item_ignore), want, rtol=1e-5, atol=1e-6)
+    want = cross(items, visual, visual, key_padding_mask=visual_ignore, need_weights=False)[0]
+    torch.testing.assert_close(multihead_attention(cross, items, visual, visual_ignore), want, rtol=1e-5, atol=1e-6)

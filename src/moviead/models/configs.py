@@ -130,6 +130,7 @@ class DSMConfig:
     top_k: int = 3
     n_layers: int = 2
     n_heads: int = 8
+    hidden_dim: int | None = None  # CPE width; null = the sentence features' (the paper); else Linear(Dc -> Dh) first
     temp_init: float = 0.05
     recency_embedding: bool = False  # our addition, not in the paper (ablation: locomad/t6_dsm_top3_recency)
     # our addition, not in eq. 7: the sampler's logits add cos(T_i, v)/tau, the CCL's own similarity (§3.2 "we select

@@ -101,6 +101,45 @@ def _any_key(mask: torch.Tensor) -> torch.Tensor:
     return ignore & mask.any(dim=-1, keepdim=True)
 
 
+def multihead_attention(
+    mha: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, ignore: torch.Tensor
+) -> torch.Tensor:
+    """What ``mha(query, key, key, key_padding_mask=ignore, need_weights=False)[0]`` computes (batch first), with
+    ``mha`` as the holder of the weights: the projections as one or two matrix products and one
+    ``scaled_dot_product_attention`` call, without ``nn.MultiheadAttention``'s per-call checks and reshapes, which
+    cost more than the arithmetic at the DSM's sizes (tens of items).
+
+    Args:
+        mha: a batch-first ``nn.MultiheadAttention`` with biases.
+        query: (B, N, D); key: (B, M, Dk), the values too (self-attention when ``key is query``).
+        ignore: (B, M) bool key-padding mask, True = not attended; each row needs an attended key.
+
+    Returns:
+        (B, N, D).
+    """
+    dim, heads = mha.embed_dim, mha.num_heads
+    batch, rows, _ = query.shape
+    if mha._qkv_same_embed_dim:
+        w_q, w_kv = mha.in_proj_weight[:dim], mha.in_proj_weight[dim:]
+    else:
+        w_q, w_kv = mha.q_proj_weight, torch.cat([mha.k_proj_weight, mha.v_proj_weight])
+    b_q, b_kv = mha.in_proj_bias[:dim], mha.in_proj_bias[dim:]
+    if key is query:
+        q, k, v = F.linear(query, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+    else:
+        q = F.linear(query, w_q, b_q)
+        k, v = F.linear(key, w_kv, b_kv).chunk(2, dim=-1)
+
+    def split(x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, h, L, D/h)
+        return x.reshape(batch, x.shape[1], heads, dim // heads).transpose(1, 2)
+
+    attended = F.scaled_dot_product_attention(
+        split(q), split(k), split(v), attn_mask=~ignore[:, None, None, :],
+        dropout_p=mha.dropout if mha.training else 0.0,
+    )  # (B, h, N, D/h)
+    return mha.out_proj(attended.transpose(1, 2).reshape(batch, rows, dim))
+
+
 class ContextProposalLayer(nn.Module):
     """One pre-LN CPE block: self-attention over items, cross-attention to the frames, feed-forward."""
 
@@ -126,9 +165,8 @@ class ContextProposalLayer(nn.Module):
         ``*_ignore`` are key-padding masks (True = not attended).
         """
         x = self.norm_self(items)
-        items = items + self.dropout(self.self_attn(x, x, x, key_padding_mask=item_ignore, need_weights=False)[0])
-        x = self.norm_cross(items)
-        attended = self.cross_attn(x, visual, visual, key_padding_mask=visual_ignore, need_weights=False)[0]
+        items = items + self.dropout(multihead_attention(self.self_attn, x, x, item_ignore))
+        attended = multihead_attention(self.cross_attn, self.norm_cross(items), visual, visual_ignore)
         items = items + self.dropout(attended)
         return items + self.dropout(self.ffn(self.norm_ffn(items)))
 
@@ -151,6 +189,9 @@ class DynamicSelectionModule(nn.Module):
             widths differ the projection is always there.
         similarity_prior: add ``cos(T_i, v) / tau`` (the CCL's similarity and temperature) to the sampler's
             logits; off in the paper (see the module docstring).
+        hidden_dim: Dh, width of the CPE blocks and the sampler; None = ``text_dim`` (the paper: the CPE runs on
+            ``T_c`` itself). Otherwise ``T_c`` enters through a ``Linear(Dc -> Dh)`` (a small recipe's DSM need not
+            be as wide as its sentence features); the CCL still compares ``T_c`` with ``v`` at Dc.
     """
 
     min_temperature = 1e-3
@@ -168,21 +209,24 @@ class DynamicSelectionModule(nn.Module):
         dropout: float = 0.1,
         project_visual: bool = False,
         similarity_prior: bool = False,
+        hidden_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if text_dim % n_heads:
-            raise ValueError(f"text_dim={text_dim} is not divisible by n_heads={n_heads}")
+        width = text_dim if hidden_dim is None else int(hidden_dim)
+        if width % n_heads:
+            raise ValueError(f"the CPE width {width} (hidden_dim, else text_dim) is not divisible by n_heads={n_heads}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         self.top_k = top_k
-        self.recency = nn.Embedding(max_proposal, text_dim) if recency_embedding else None
+        self.input_proj: nn.Module = nn.Identity() if width == text_dim else nn.Linear(text_dim, width)
+        self.recency = nn.Embedding(max_proposal, width) if recency_embedding else None
         if self.recency is not None:
             nn.init.normal_(self.recency.weight, std=0.02)
         self.layers = nn.ModuleList(
-            [ContextProposalLayer(text_dim, visual_dim, n_heads, dropout) for _ in range(n_layers)]
+            [ContextProposalLayer(width, visual_dim, n_heads, dropout) for _ in range(n_layers)]
         )
-        self.final_norm = nn.LayerNorm(text_dim)
-        self.sampler = nn.Linear(text_dim, 1)
+        self.final_norm = nn.LayerNorm(width)
+        self.sampler = nn.Linear(width, 1)
         project = project_visual or visual_dim != text_dim
         self.visual_proj: nn.Module = nn.Linear(visual_dim, text_dim) if project else nn.Identity()
         self.temperature = nn.Parameter(torch.tensor(float(temp_init)))
@@ -212,7 +256,7 @@ class DynamicSelectionModule(nn.Module):
         visual_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """CPE + sampler projection: (B, P, Dc), (B, P), (B, T, Dv), (B, T) -> logits (B, P) (before masking)."""
-        items = proposal_features
+        items = self.input_proj(proposal_features)  # (B, P, Dh)
         if self.recency is not None:
             positions = recency_positions(proposal_valid).clamp(max=self.recency.num_embeddings - 1)
             items = items + self.recency(positions)

@@ -155,6 +155,15 @@ def attend(
     return out.transpose(1, 2).reshape(batch, rows, heads * dim)
 
 
+def _fused(attention: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
+    """The projections ``names`` of ``attention`` (its ``query``/``key``/``value`` linears) of the same input in one
+    matrix product: (.., H) -> (.., len(names) * H'), the outputs side by side in the order of ``names``. One
+    product (and one input gradient in the backward) instead of one per projection; the same values."""
+    linears = [getattr(attention, name) for name in names]
+    weight = torch.cat([linear.weight for linear in linears])
+    bias = torch.cat([linear.bias for linear in linears])
+    return F.linear(x, weight, bias)
+
 def never_empty(allowed: torch.Tensor | None) -> torch.Tensor | None:
     """``allowed`` (.., K) bool with each row that allows no key opened to every key: that row then takes a uniform
     average, as an additive ``finfo.min`` mask gives, instead of SDPA's NaN. Done once per pass, not per layer."""
@@ -219,28 +228,33 @@ def run_qformer(
     for number, layer in enumerate(layers):
         final = last if number == len(layers) - 1 else "all"
         attention = layer.attention.attention
-        heads = attention.num_attention_heads
+        heads, hidden = attention.num_attention_heads, attention.query.weight.shape[0]
         keys, values, rows = [], [], []
         if prefix is not None:
             keys.append(prefix.keys[number])
             values.append(prefix.values[number])
         if q is not None:
-            keys.append(_heads(attention.key(q), heads))
-            values.append(_heads(attention.value(q), heads))
+            query, key, value = _fused(attention, ("query", "key", "value"), q).split(hidden, dim=-1)
+            keys.append(_heads(key, heads))
+            values.append(_heads(value, heads))
             if record is not None:
                 record.keys.append(keys[-1])
                 record.values.append(values[-1])
-            rows.append(q)
+            rows.append(query)
         if t is not None:
-            keys.append(_heads(packed.unpack(attention.key(t)), heads))
-            values.append(_heads(packed.unpack(attention.value(t)), heads))
-        if t is not None and final != "queries":
-            text_rows = packed.unpack(t)
-            rows.append(text_rows[:, :1] if final == "first" else text_rows)
-        row_states = rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)  # (B, R, H)
-        row_mask = mask if mask is None or mask.shape[2] == 1 else mask[:, :, : row_states.shape[1]]
+            text_rows = packed.unpack(t) if final == "first" else None  # (B, L, H): [CLS]'s residual
+            names = ("query", "key", "value") if final == "all" else ("key", "value")
+            projected = packed.unpack(_fused(attention, names, t)).split(hidden, dim=-1)  # each (B, L, H)
+            keys.append(_heads(projected[-2], heads))
+            values.append(_heads(projected[-1], heads))
+            if final == "all":
+                rows.append(projected[0])
+            elif final == "first":
+                rows.append(attention.query(text_rows[:, :1]))
+        row_queries = rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)  # (B, R, H), projected
+        row_mask = mask if mask is None or mask.shape[2] == 1 else mask[:, :, : row_queries.shape[1]]
         attended = attend(
-            _heads(attention.query(row_states), heads), torch.cat(keys, dim=2) if len(keys) > 1 else keys[0],
+            _heads(row_queries, heads), torch.cat(keys, dim=2) if len(keys) > 1 else keys[0],
             torch.cat(values, dim=2) if len(values) > 1 else values[0], row_mask, _dropout_p(attention), attn,
         )  # (B, R, H)
         if q is not None:
