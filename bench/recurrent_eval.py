@@ -33,8 +33,10 @@ import argparse
 import contextlib
 import os
 import shutil
+import math
 import statistics
 import sys
+from collections import Counter
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -114,6 +116,7 @@ class Timing:
     ads: int
     wall: float
     cpu: float
+    bound: float = 1.0  # the dependency's bound on recurrent/oracle: oracle batches / fewest recurrent steps
 
 
 def timed_run(checkpoint: Path, mode: str, batch: int, movies: int, ads: int, out: Path,
@@ -138,10 +141,19 @@ def timed_run(checkpoint: Path, mode: str, batch: int, movies: int, ads: int, ou
     with ground_truth_fed_back() if mode == FED_BACK else contextlib.nullcontext():
         wall, cpu = time.perf_counter(), time.process_time()
         result = decode_split(parts, cfg, data, out, settings, {"bench": True})
-        timing = Timing(result.decoded, time.perf_counter() - wall, time.process_time() - cpu)
+        timing = Timing(result.decoded, time.perf_counter() - wall, time.process_time() - cpu,
+                        dependency_bound([i.record.movie for i in data.items], batch))
     if timers is not None:
         timers.stop()
     return timing
+
+
+def dependency_bound(movies: Sequence[str], batch: int) -> float:
+    """How close to the oracle recurrent decoding can come at batch ``batch`` if every step cost the same: the
+    oracle's ⌈N / B⌉ batches over recurrent's fewest steps, max(⌈N / B⌉, ADs of the longest movie) (one AD per
+    movie in flight). ``movies``: the movie of each decoded AD."""
+    batches = math.ceil(len(movies) / batch)
+    return batches / max(batches, max(Counter(movies).values(), default=0))
 
 
 def main() -> None:
@@ -212,6 +224,7 @@ def report(size: str, batches: list[int], modes: tuple[str, ...], runs: dict[tup
             if mode != ORACLE:
                 oracle_wall, oracle_cpu = rate(b, ORACLE, "wall")[2], rate(b, ORACLE, "cpu")[2]
                 ratio = f"{wall_rate / oracle_wall:.2f}×, **{cpu_rate / oracle_cpu:.2f}×**"
+                ratio += f" (the dependency's bound: {runs[(b, mode)][0].bound:.2f}×)" if mode == RECURRENT else ""
             print(f"| {size} | {b} | {mode} | {ads} | {wall:.2f} | {wall_rate:.2f} | {cpu:.2f} | "
                   f"{cpu_rate:.2f} | {ratio} |")
     if len(batches) > 1:

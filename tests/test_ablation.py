@@ -256,6 +256,15 @@ def test_without_a_storyboard_run_there_is_no_recognition_report(tmp_path):
     assert not (tmp_path / "recognition.json").exists()
 
 
+def test_seeds_keep_every_row_and_run_on_a_subset_of_the_specs_seeds():
+    spec = load_spec(SPEC)
+    first = spec.only(["t6_*"]).with_seeds([0])
+    assert first.seeds == (0,) and set(first.rows) == {n for n in spec.rows if n.startswith("t6_")}
+    assert set(first.runs) == set(spec.only(["t6_*"]).runs)
+    with pytest.raises(AblationSpecError, match=r"--seeds \[7\]"):
+        spec.with_seeds([7])
+
+
 def test_rows_by_name_or_prefix_keep_only_the_runs_they_need(tmp_path):
     spec = load_spec(SPEC)
     focused = spec.only(["focused_*"])

@@ -14,7 +14,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from moviead.ablation.command import run_ablations
 
     rows = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
-    return run_ablations(args.spec, args.out, quick=args.quick, jobs=args.jobs, rows=rows)
+    seeds = [int(s) for s in (args.seeds or "").split(",") if s.strip()]
+    return run_ablations(args.spec, args.out, quick=args.quick, jobs=args.jobs, rows=rows, seeds=seeds)
 
 
 def add_ablate_command(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,8 @@ def add_ablate_command(sub: argparse._SubParsersAction) -> None:
     ablate.add_argument("--quick", action="store_true", help="the spec's quick subset: one seed, its quick rows")
     ablate.add_argument("--rows", help="only these rows, comma-separated names or prefix* patterns (e.g. "
                         "'focused_*': FocusedAD Table 1), with the runs they need; finished runs are kept")
+    ablate.add_argument("--seeds", help="only these of the spec's seeds, comma-separated (e.g. 0); a later run "
+                        "with more seeds reuses them")
     ablate.add_argument("--jobs", type=int, default=2, help="runs trained at a time (default 2; CPU threads are "
                         "shared between them)")
     ablate.set_defaults(func=cmd_ablate)

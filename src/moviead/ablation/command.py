@@ -53,15 +53,18 @@ def recognise_test_faces(spec: AblationSpec, out: Path) -> dict | None:
 
 
 def run_ablations(spec_path: str | Path, out: str | Path, quick: bool = False, jobs: int = 2,
-                  rows: Sequence[str] = ()) -> int:
+                  rows: Sequence[str] = (), seeds: Sequence[int] = ()) -> int:
     """Train and evaluate every (seed, run), summarise the rows, plot them; 1 when a run failed, else 0 (a row
     that does not hold is a result, not a failure). ``quick``: the spec's quick subset; ``rows``: only the rows
-    these names or ``prefix*`` patterns name (:meth:`AblationSpec.only`)."""
+    these names or ``prefix*`` patterns name (:meth:`AblationSpec.only`); ``seeds``: only these of the spec's
+    seeds (:meth:`AblationSpec.with_seeds`)."""
     spec = load_spec(spec_path)
     if quick:
         spec = spec.restricted()
     if rows:
         spec = spec.only(rows)
+    if seeds:
+        spec = spec.with_seeds(seeds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"ablations: {len(spec.rows)} rows, {len(spec.runs)} runs x {len(spec.seeds)} seed(s), {jobs} at a time; "

@@ -112,6 +112,18 @@ class AblationSpec:
             raise AblationSpecError(f"--rows {unmatched} name no row of {self.source} (rows: {', '.join(self.rows)})")
         return self._subset([r for name, r in self.rows.items() if any(match(name, p) for p in patterns)], self.seeds)
 
+    def with_seeds(self, seeds: Sequence[int]) -> AblationSpec:
+        """This spec on ``seeds`` only, each one of its own seeds (a partial sweep; a full run later reuses it).
+
+        Raises:
+            AblationSpecError: a seed the spec does not have.
+        """
+        unknown = [seed for seed in seeds if seed not in self.seeds]
+        if unknown or not seeds:
+            raise AblationSpecError(f"--seeds {list(seeds)}: give one or more of {self.source}'s seeds "
+                                    f"{list(self.seeds)}")
+        return self._subset(list(self.rows.values()), tuple(seeds))
+
     def _subset(self, rows: Sequence[RowSpec], seeds: tuple[int, ...]) -> AblationSpec:
         """``rows`` and only the runs they need (with their Stage-I runs), in ``seeds``."""
         needed = {side.run for row in rows for side in (row.better, row.worse)}
