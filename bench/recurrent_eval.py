@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import shutil
-import math
 import statistics
 import sys
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
