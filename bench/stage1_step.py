@@ -7,7 +7,8 @@ the tied LM head and label smoothing 0.1 (VTG); then backward (and, with ``--ada
 loop is the LAVIS anchor's, forward + backward + ``zero_grad``, no optimizer; an AdamW step between the timed
 passes sweeps 2.9 GB of optimizer state and slowed the next forward + backward by 0.5-1 s at base width). Inputs: batch 8, T=40 frames of
 768-d features, text length 32; ``--batch anchor`` (the default) times what ``../shared/anchors/lavis_step.py``
-feeds LAVIS (every frame real, texts of 13 real tokens padded to 32, as LAVIS pads), ``--batch mixed`` a batch of
+feeds LAVIS (every frame real, texts of 13 real tokens, padded to the longest as moviead's collator pads them;
+LAVIS pads to 32), ``--batch mixed`` a batch of
 mixed lengths (20-40 real frames, 16-32 real tokens). Reported per configuration: median forward+backward
 time over the timed steps after warm-up (and every timed step), median AdamW step time (with ``--adamw``), and peak memory: on CPU the
 peak RSS of the process sampled every 5 ms, on CUDA ``torch.cuda.max_memory_allocated``. Each configuration runs in
@@ -85,8 +86,9 @@ def make_batch(device: torch.device, seed: int = 0, kind: str = "mixed") -> dict
 
     ``kind="mixed"``: 20-40 real frames and 16-32 real text tokens per sample (the first sample full), the batch
     whose eval-mode loss is the bench's regression check. ``kind="anchor"``: what ``../shared/anchors/lavis_step.py``
-    feeds LAVIS: every frame real, every text :data:`ANCHOR_TEXT_TOKENS` real tokens padded to 32 (random ids, so
-    that the texts differ and VTM has negatives to draw).
+    feeds LAVIS, every frame real and every text :data:`ANCHOR_TEXT_TOKENS` real tokens (random ids, so that the texts
+    differ and VTM has negatives to draw), padded as moviead's collator pads text: to the batch's longest
+    (``tokenize(..., padding="longest")``), not to 32 as LAVIS's tokenizer call does.
     """
     gen = torch.Generator().manual_seed(seed)
     frame_len = torch.randint(FRAMES // 2, FRAMES + 1, (BATCH,), generator=gen)
@@ -97,11 +99,12 @@ def make_batch(device: torch.device, seed: int = 0, kind: str = "mixed") -> dict
         frame_len[:], text_len[:] = FRAMES, ANCHOR_TEXT_TOKENS
     text_ids = torch.randint(1000, VOCAB, (BATCH, TEXT_LEN), generator=gen)
     text_ids[:, 0] = 101  # [CLS]
+    longest = int(text_len.max())  # the collator pads to the batch's longest text
     batch = {
         "frames": torch.randn(BATCH, FRAMES, DIM, generator=gen),
         "frame_mask": torch.arange(FRAMES)[None] < frame_len[:, None],
-        "text_ids": text_ids,
-        "text_mask": torch.arange(TEXT_LEN)[None] < text_len[:, None],
+        "text_ids": text_ids[:, :longest],
+        "text_mask": torch.arange(longest)[None] < text_len[:, None],
     }
     return {key: value.to(device) for key, value in batch.items()}
 

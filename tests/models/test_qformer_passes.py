@@ -147,18 +147,3 @@ def test_pme_loss_equals_the_full_computation_with_padding_columns_added(inputs:
     assert abs(float(got["vtg"]) - float(expected)) <= 1e-5 * float(expected)
     for name in ("vtc", "vtm", "vtg"):
         assert abs(float(got[name]) - float(trimmed[name])) <= 1e-5 * max(1.0, float(trimmed[name]))
-
-
-def test_trim_trailing_padding_cuts_only_columns_no_sample_uses() -> None:
-    from moviead.losses.pme import trim_trailing_padding
-
-    text_mask = torch.tensor([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0]], dtype=torch.bool)  # anywhere-padded: column 2 used
-    frame_mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)  # every column used
-    batch = {"text_ids": torch.arange(10).view(2, 5), "text_mask": text_mask,
-             "frames": torch.randn(2, 4, 3), "frame_mask": frame_mask, "other": "kept"}
-    out = trim_trailing_padding(batch)
-    assert torch.equal(out["text_ids"], batch["text_ids"][:, :3]) and out["text_mask"].shape == (2, 3)
-    assert out["frames"] is batch["frames"] and out["frame_mask"] is frame_mask and out["other"] == "kept"
-    assert batch["text_mask"].shape == (2, 5)  # the caller's batch is not changed
-    empty = trim_trailing_padding({**batch, "text_mask": torch.zeros(2, 5, dtype=torch.bool)})
-    assert empty["text_mask"].shape == (2, 1) and empty["text_ids"].shape == (2, 1)

@@ -177,31 +177,6 @@ def vtg_loss_at_labels(
     return F.cross_entropy(logits, targets[counted], label_smoothing=label_smoothing)
 
 
-def trim_trailing_padding(batch: Mapping[str, Any]) -> dict[str, Any]:
-    """``batch`` with the text and frame columns that are padding in every sample cut off the end.
-
-    A collator that pads to a fixed length (LAVIS pads every text to 32 tokens) leaves columns no sample uses; the
-    passes would still attend over them. Cutting them changes no output: positions keep their indices, and padding
-    is masked out of every attention.
-
-    Args:
-        batch: a Stage-I batch with ``TEXT_IDS``/``TEXT_MASK`` (B, L) and ``FRAMES`` (B, T, D)/``FRAME_MASK`` (B, T).
-
-    Returns:
-        a shallow copy with (B, L') and (B, T', D), L' and T' the last real column + 1 (at least 1).
-    """
-    out = dict(batch)
-    for mask_key, keys in ((BatchKey.TEXT_MASK, (BatchKey.TEXT_IDS,)), (BatchKey.FRAME_MASK, (BatchKey.FRAMES,))):
-        mask = batch[mask_key]
-        used = mask.bool().any(dim=0).nonzero()
-        keep = int(used.max()) + 1 if len(used) else 1
-        if keep < mask.shape[1]:
-            out[mask_key] = mask[:, :keep]
-            for key in keys:
-                out[key] = batch[key][:, :keep]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- weights
 
 
@@ -296,10 +271,8 @@ class PMELoss(nn.Module):
         Work the losses do not need is skipped, without changing their values (the PME's passes leave padding out
         of their dense layers): a second pass over the query positions for VTG (its text attends to the keys and
         values of the VTC query pass, as LAVIS's BLIP-2 does); the last layer's text positions for VTM and all
-        but ``[CLS]`` for VTC; the LM head at positions without a target; text and frame columns that are padding in
-        every sample (:func:`trim_trailing_padding`).
+        but ``[CLS]`` for VTC; the LM head at positions without a target.
         """
-        batch = trim_trailing_padding(batch)
         frames, frame_mask = batch[BatchKey.FRAMES], batch[BatchKey.FRAME_MASK]  # (B, T, D), (B, T)
         text_ids, text_mask = batch[BatchKey.TEXT_IDS], batch[BatchKey.TEXT_MASK]  # (B, L)
         losses: dict[str, torch.Tensor] = {}

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moviead.models.qformer_passes import attend
+
 
 @dataclass
 class DSMOutput:
@@ -106,7 +108,7 @@ def multihead_attention(
 ) -> torch.Tensor:
     """What ``mha(query, key, key, key_padding_mask=ignore, need_weights=False)[0]`` computes (batch first), with
     ``mha`` as the holder of the weights: the projections as one or two matrix products and one
-    ``scaled_dot_product_attention`` call, without ``nn.MultiheadAttention``'s per-call checks and reshapes, which
+    ``scaled_dot_product_attention`` call (:func:`~moviead.models.qformer_passes.attend`), without ``nn.MultiheadAttention``'s per-call checks and reshapes, which
     cost more than the arithmetic at the DSM's sizes (tens of items).
 
     Args:
@@ -118,26 +120,21 @@ def multihead_attention(
         (B, N, D).
     """
     dim, heads = mha.embed_dim, mha.num_heads
-    batch, rows, _ = query.shape
-    if mha._qkv_same_embed_dim:
-        w_q, w_kv = mha.in_proj_weight[:dim], mha.in_proj_weight[dim:]
-    else:
-        w_q, w_kv = mha.q_proj_weight, torch.cat([mha.k_proj_weight, mha.v_proj_weight])
-    b_q, b_kv = mha.in_proj_bias[:dim], mha.in_proj_bias[dim:]
     if key is query:
         q, k, v = F.linear(query, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
     else:
-        q = F.linear(query, w_q, b_q)
-        k, v = F.linear(key, w_kv, b_kv).chunk(2, dim=-1)
+        w_kv = (mha.in_proj_weight[dim:] if mha._qkv_same_embed_dim
+                else torch.cat([mha.k_proj_weight, mha.v_proj_weight]))
+        w_q = mha.in_proj_weight[:dim] if mha._qkv_same_embed_dim else mha.q_proj_weight
+        q = F.linear(query, w_q, mha.in_proj_bias[:dim])
+        k, v = F.linear(key, w_kv, mha.in_proj_bias[dim:]).chunk(2, dim=-1)
 
     def split(x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, h, L, D/h)
-        return x.reshape(batch, x.shape[1], heads, dim // heads).transpose(1, 2)
+        return x.unflatten(-1, (heads, dim // heads)).transpose(1, 2)
 
-    attended = F.scaled_dot_product_attention(
-        split(q), split(k), split(v), attn_mask=~ignore[:, None, None, :],
-        dropout_p=mha.dropout if mha.training else 0.0,
-    )  # (B, h, N, D/h)
-    return mha.out_proj(attended.transpose(1, 2).reshape(batch, rows, dim))
+    attended = attend(split(q), split(k), split(v), ~ignore[:, None, None, :],
+                      mha.dropout if mha.training else 0.0, "sdpa")  # (B, N, D)
+    return mha.out_proj(attended)
 
 
 class ContextProposalLayer(nn.Module):

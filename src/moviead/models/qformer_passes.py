@@ -164,6 +164,7 @@ def _fused(attention: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> tor
     bias = torch.cat([linear.bias for linear in linears])
     return F.linear(x, weight, bias)
 
+
 def never_empty(allowed: torch.Tensor | None) -> torch.Tensor | None:
     """``allowed`` (.., K) bool with each row that allows no key opened to every key: that row then takes a uniform
     average, as an additive ``finfo.min`` mask gives, instead of SDPA's NaN. Done once per pass, not per layer."""
