@@ -27,6 +27,7 @@ from moviead.cli_args import (
     OneLineParser,
     add_decoding_arguments,
     at_least,
+    caption_metric_list,
     decode_settings,
     error_message,
     export_list,
@@ -182,6 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bertscore_rescale=not args.no_rescale,
         recall_window=args.recall_window,
         redundancy_model=model(args.redundancy_model, ""),  # "": the BERTScore model
+        **({} if args.caption_metrics is None else {"caption_metrics": tuple(args.caption_metrics)}),
     )
     request = EvaluateRequest(
         checkpoint=args.checkpoint, data=args.data or [], modes=args.mode, split=args.split, out=args.out,
@@ -308,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--recall-window", type=int, default=16, help="N of R@k/N (default 16)")
     evaluate.add_argument("--redundancy-model", help="word-vector model of redundancy R (default: the BERTScore "
                           "model), or none")
+    evaluate.add_argument("--caption-metrics", type=caption_metric_list,
+                          help="pycocoevalcap metrics to compute, comma-separated (default bleu,meteor,rouge,cider,spice; "
+                          "SPICE only with its jars), or none; METEOR's java costs seconds per mode")
     evaluate.add_argument("--corenlp-dir", help="folder with the CoreNLP 3.6.0 jars for SPICE ($MOVIEAD_CORENLP_DIR)")
     add_decoding_arguments(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

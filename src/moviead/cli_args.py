@@ -62,6 +62,20 @@ def export_list(text: str) -> list[str]:
     return formats
 
 
+def caption_metric_list(text: str) -> list[str]:
+    """An argparse type: comma-separated pycocoevalcap metrics (bleu, meteor, rouge, cider, spice), or none."""
+    from moviead.metrics.captioning import METRICS
+
+    metrics = [m.strip().lower() for m in text.split(",") if m.strip()]
+    if metrics == ["none"]:
+        return []
+    bad = [m for m in metrics if {"rouge_l": "rouge"}.get(m, m) not in METRICS]
+    if bad or not metrics:
+        raise argparse.ArgumentTypeError(f"unknown captioning metric {bad[0] if bad else text!r}: choose from "
+                                         f"{', '.join(METRICS)} (comma-separated), or none")
+    return metrics
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (``moviead <command>: error: ...``) and exit 2."""
 

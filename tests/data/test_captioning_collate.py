@@ -148,3 +148,32 @@ def test_collator_pickles_for_dataloader_workers(tokenizer, tmp_path: Path) -> N
     first, second = collator(_examples()), copy(_examples())
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first if isinstance(first[k], torch.Tensor))
+
+
+def test_token_ids_come_from_the_memo_the_second_time_and_equal_the_tokenizers(tokenizer) -> None:
+    """A text is tokenised once per collator (context ADs recur in up to L_c proposals an epoch); the batch of a
+    second call, served from the memo, equals the first, and a memo started afresh when full changes nothing."""
+
+    class Counting:
+        def __init__(self, inner) -> None:
+            self.inner, self.texts = inner, []
+            self.pad_token_id, self.eos_token_id = inner.pad_token_id, inner.eos_token_id
+
+        def __call__(self, texts, **kwargs):
+            self.texts.extend(texts)
+            return self.inner(texts, **kwargs)
+
+    counting = Counting(tokenizer)
+    collate = CaptioningCollator(counting)
+    first = collate(_examples())
+    asked = len(counting.texts)
+    assert asked == len(set(counting.texts))  # each distinct text once, even within a batch
+    second = collate(_examples())
+    assert len(counting.texts) == asked  # nothing tokenised again
+    small = CaptioningCollator(tokenizer)
+    small.memo_size = 2  # full at once: cleared before each new set of texts
+    third = small(_examples())
+    for batch in (second, third):
+        for key, value in first.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(batch[key], value), key

@@ -169,6 +169,7 @@ class AblationRunner:
             if _identity(saved.get("command") or []) == _identity(command[1:]):
                 return RunResult(metrics=saved["metrics"])
         folder, log = self.paths.run_dir(seed, run.name), self.paths.log(seed, run.name)
+        started = time.monotonic()
         try:
             if (folder / "checkpoints" / "last.ckpt").is_file() and not result_path.is_file():
                 self.execute([*command, "--resume"], log)  # an interrupted training goes on
@@ -182,7 +183,9 @@ class AblationRunner:
         except (RuntimeError, OSError, KeyError, ValueError) as err:
             return RunResult(error=str(err))
         # written last and atomically: its presence means the run is complete
-        write_text_atomically(result_path, json.dumps({"command": command[1:], "metrics": metrics}, indent=1) + "\n")
+        minutes = round((time.monotonic() - started) / 60, 2)  # training + evaluation, this (seed, run) alone
+        write_text_atomically(result_path, json.dumps({"command": command[1:], "minutes": minutes, "metrics": metrics},
+                                                      indent=1) + "\n")
         return RunResult(metrics=metrics)
 
     def run(self) -> dict[tuple[int, str], RunResult]:

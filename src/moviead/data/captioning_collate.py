@@ -30,12 +30,9 @@ SentenceFeatures = Callable[[Sequence[str]], torch.Tensor]
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids (N, length) int64 and mask (N, length) bool from lists of ids (each ≤ length)."""
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.int64)
-    mask = torch.zeros(len(rows), length, dtype=torch.bool)
-    for row, tokens in enumerate(rows):
-        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
-        mask[row, : len(tokens)] = True
-    return ids, mask
+    ids = torch.tensor([[*tokens, *[pad_id] * (length - len(tokens))] for tokens in rows], dtype=torch.int64)
+    mask = torch.tensor([[True] * len(tokens) + [False] * (length - len(tokens)) for tokens in rows], dtype=torch.bool)
+    return ids.reshape(len(rows), length), mask.reshape(len(rows), length)
 
 
 def _item_meta(item: ProposalItem) -> dict[str, Any]:
@@ -64,6 +61,8 @@ class CaptioningCollator:
     Picklable (DataLoader workers) when the tokenizer and ``sentence_features`` are.
     """
 
+    memo_size = 200_000  # texts whose token ids are kept (:meth:`_encode`); the memo starts afresh beyond
+
     def __init__(
         self,
         tokenizer: Any,
@@ -80,6 +79,7 @@ class CaptioningCollator:
         self.neighbour_clips = neighbour_clips
         self.distinctive = distinctive
         self.tokenizer = tokenizer
+        self._ids: dict[str, tuple[int, ...]] = {}  # text -> token ids (:meth:`_encode`)
         self.max_text_tokens = max_text_tokens
         self.max_item_tokens = max_item_tokens
         self.sentence_features = sentence_features
@@ -87,9 +87,15 @@ class CaptioningCollator:
         self.pad_id = int(pad_id) if pad_id is not None else 0
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        """Token ids of each text (no special tokens). Texts seen before come from a memo: a context AD is an item
+        of up to L_c proposals an epoch, and a text's ids never change."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._ids))
+        if missing:
+            if len(self._ids) + len(missing) > self.memo_size:
+                self._ids.clear()
+            encoded = self.tokenizer(missing, add_special_tokens=False)["input_ids"]
+            self._ids.update(zip(missing, (tuple(ids) for ids in encoded)))
+        return [list(self._ids[t]) for t in texts]
 
     def _proposal_tokens(
         self, proposals: Sequence[Sequence[ProposalItem]], length: int, part: str
@@ -107,9 +113,11 @@ class CaptioningCollator:
         longest = max([1] + [len(ids) for ids in encoded])
         ids = torch.full((len(proposals), length, longest), self.pad_id, dtype=torch.int64)
         mask = torch.zeros(len(proposals), length, longest, dtype=torch.bool)
-        for (b, p), tokens in zip(where, encoded):
-            ids[b, p, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
-            mask[b, p, : len(tokens)] = True
+        if where:
+            rows = torch.tensor(where, dtype=torch.int64)  # (N, 2) (sample, item) of each encoded text
+            row_ids, row_mask = _pad(encoded, self.pad_id, longest)
+            ids[rows[:, 0], rows[:, 1]] = row_ids
+            mask[rows[:, 0], rows[:, 1]] = row_mask
         return ids, mask
 
     def _features(self, proposals: Sequence[Sequence[ProposalItem]], valid: torch.Tensor) -> torch.Tensor:
