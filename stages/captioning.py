@@ -32,7 +32,7 @@ from moviead.metrics.caption_metric import CaptionMetrics
 from moviead.metrics.captioning import caption_scores
 from moviead.models.captioner import ADCaptioner
 from moviead.models.generation import GenerationSettings
-from moviead.plots import plot_dsm_heatmap, read_dsm_scores
+from moviead.plots import dsm_score_matrix, plot_dsm_heatmap
 from moviead.recipes.base import CHECKPOINT_KEY, model_batch
 from moviead.recipes.stored_paths import run_dir_of
 from moviead.stages.optim import build_optimizer
@@ -110,19 +110,6 @@ class CaptioningStage(L.LightningModule):
                      on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
         return out
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Move the batch's tensors to ``device``; its ``meta`` entry (per-sample dicts of text) stays as it is.
-
-        Lightning's generic transfer walks every string of ``meta`` (the proposal's texts): 18 ms a step on the toy
-        data, about 7 % of a tiny Stage-II step (cProfile, one thread). Other non-tensor entries still go through it.
-        """
-        if not isinstance(batch, dict):
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        return {key: value.to(device) if isinstance(value, torch.Tensor)
-                else value if key == BatchKey.META
-                else super(CaptioningStage, self).transfer_batch_to_device(value, device, dataloader_idx)
-                for key, value in batch.items()}
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._log_losses("train", batch).loss
 
@@ -174,7 +161,7 @@ class CaptioningStage(L.LightningModule):
         # The heatmap PNG only for W&B (matplotlib: 0.6 s a validation on the toy data, a fifth of it); without W&B
         # the scores are in the JSONL above and `moviead plot --dsm-heatmap` draws them.
         if wandb_loggers(self.loggers) and any(s.get("dsm_scores") for s in samples):  # local context: nothing
-            scores, labels = read_dsm_scores(path)
+            scores, labels = dsm_score_matrix(samples)
             heatmap = plot_dsm_heatmap(scores, path.with_suffix(".dsm.png"), labels,
                                        title=f"DSM selection scores, epoch {self.current_epoch}")
             log_image(self.loggers, "val/dsm_scores", heatmap)

@@ -183,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bertscore_rescale=not args.no_rescale,
         recall_window=args.recall_window,
         redundancy_model=model(args.redundancy_model, ""),  # "": the BERTScore model
-        **({} if args.caption_metrics is None else {"caption_metrics": tuple(args.caption_metrics)}),
+        caption_metrics=ScoringOptions.caption_metrics if args.caption_metrics is None else tuple(args.caption_metrics),
     )
     request = EvaluateRequest(
         checkpoint=args.checkpoint, data=args.data or [], modes=args.mode, split=args.split, out=args.out,

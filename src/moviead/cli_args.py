@@ -64,16 +64,18 @@ def export_list(text: str) -> list[str]:
 
 def caption_metric_list(text: str) -> list[str]:
     """An argparse type: comma-separated pycocoevalcap metrics (bleu, meteor, rouge, cider, spice), or none."""
-    from moviead.metrics.captioning import METRICS
+    from moviead.metrics.captioning import METRICS, normalise_metric_names
 
-    metrics = [m.strip().lower() for m in text.split(",") if m.strip()]
-    if metrics == ["none"]:
+    metrics = [m.strip() for m in text.split(",") if m.strip()]
+    if [m.lower() for m in metrics] == ["none"]:
         return []
-    bad = [m for m in metrics if {"rouge_l": "rouge"}.get(m, m) not in METRICS]
-    if bad or not metrics:
-        raise argparse.ArgumentTypeError(f"unknown captioning metric {bad[0] if bad else text!r}: choose from "
-                                         f"{', '.join(METRICS)} (comma-separated), or none")
-    return metrics
+    for metric in metrics or [text]:
+        try:
+            normalise_metric_names([metric])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"unknown captioning metric {metric!r}: choose from {', '.join(METRICS)} "
+                                             "(comma-separated), or none") from None
+    return normalise_metric_names(metrics)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -13,7 +13,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -158,10 +158,16 @@ def read_dsm_scores(path: str | Path) -> tuple[np.ndarray, list[str]]:
     if path.suffix != ".jsonl":
         raise ValueError(f"{path}: expected .npy or .jsonl")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [row for row in rows if row.get("dsm_scores")]
-    if not rows:
+    if not any(row.get("dsm_scores") for row in rows):
         raise ValueError(f"{path}: no row has dsm_scores (written by Stage-II validation when the DSM is on)")
-    width = max(len(row["dsm_scores"]) for row in rows)
+    return dsm_score_matrix(rows)
+
+
+def dsm_score_matrix(samples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, list[str]]:
+    """(N, P) selection scores (NaN where a row's proposal is shorter) and N ``movie#index`` labels of the validation
+    samples (as Stage-II validation writes them) that have ``dsm_scores``; N may be 0."""
+    rows = [row for row in samples if row.get("dsm_scores")]
+    width = max([0] + [len(row["dsm_scores"]) for row in rows])
     scores = np.full((len(rows), width), np.nan)
     for i, row in enumerate(rows):
         scores[i, : len(row["dsm_scores"])] = row["dsm_scores"]

@@ -108,14 +108,15 @@ def test_not_a_stage2_checkpoint_is_refused(tmp_path: Path) -> None:
 
 
 def test_batch_transfer_moves_the_tensors_and_leaves_the_meta_text_alone() -> None:
-    """``CaptioningStage.transfer_batch_to_device``: tensors go to the device, ``meta`` (per-sample dicts of text)
-    is handed on as the same object, other entries go through Lightning's own transfer."""
+    """``ADDataModule.transfer_batch_to_device`` (Lightning calls the data module's hook for every stage): tensors go
+    to the device, ``meta`` (per-sample dicts of text) is handed on as the same object, other entries go through
+    Lightning's own transfer."""
     from moviead.data.collate import BatchKey
-    from moviead.stages.captioning import CaptioningStage
+    from moviead.datamodules.base import ADDataModule
 
     meta = [{"movie": "m", "proposal": [{"ad": "Ann waves.", "subtitles": ["Hi."]}]}]
     batch = {BatchKey.FRAMES: torch.ones(1, 2, 3), BatchKey.META: meta, "extra": [torch.zeros(2)]}
-    moved = CaptioningStage.transfer_batch_to_device(object.__new__(CaptioningStage), batch, torch.device("meta"), 0)
+    moved = ADDataModule.transfer_batch_to_device(object.__new__(ADDataModule), batch, torch.device("meta"), 0)
     assert moved[BatchKey.FRAMES].device.type == "meta" and moved[BatchKey.FRAMES].shape == (1, 2, 3)
     assert moved[BatchKey.META] is meta
     assert moved["extra"][0].device.type == "meta"
