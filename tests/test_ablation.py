@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     dsm_runs = [n for n, cfg in resolved.items() if n.startswith("loco_") and cfg.captioning.dsm.enabled]
     assert all(resolved[n].captioning.dsm.sentence_encoder.startswith("bow:") for n in dsm_runs)  # the toy tower
     assert [n for n in dsm_runs if resolved[n].captioning.dsm.similarity_prior] == ["loco_dsm_k3_similarity"]
+    assert all(resolved[n].captioning.dsm.train_selection == "sample" for n in dsm_runs)  # eq. 7's Sampler
     assert resolved["loco_dsm_k3_similarity"].captioning.dsm.top_k == 3
     assert not resolved["loco_recent_2"].captioning.dsm.enabled and resolved["loco_recent_2"].captioning.context_size == 2
     assert resolved["loco_stage2_only"].captioning.stage1 is None
@@ -275,3 +277,43 @@ def test_rows_by_name_or_prefix_keep_only_the_runs_they_need(tmp_path):
     assert set(vtc.runs) == {"loco_dsm_k3", "pme", "loco_pme_without_vtc", "pme_without_vtc"}
     with pytest.raises(AblationSpecError, match=r"--rows \['nope\*'\] name no row"):
         spec.only(["nope*"])
+
+
+def test_a_stage2_runs_training_and_evaluation_share_one_subprocess(tmp_path, monkeypatch):
+    """The default executor: one `moviead.cli_sequence` subprocess per Stage-II run (train, then evaluate), the
+    world and Stage-I trainings alone; the results equal those of the commands run one by one."""
+    spec = load_spec(_spec_file(tmp_path, TINY))
+    fake = FakeExecutor({(0, "good"): 0.5, (0, "bad"): 0.4, (1, "good"): 0.6, (1, "bad"): 0.3})
+    launched: list[list[str]] = []
+
+    def subprocess_(self, command, log, what=None):
+        if command[1:3] == ["-m", "moviead.cli_sequence"]:
+            launched.append([c[0] for c in json.loads(command[3])])
+            for arguments in json.loads(command[3]):
+                fake([sys.executable, "-m", "moviead", *arguments], log)
+        else:
+            launched.append([command[3]])
+            fake(command, log)
+
+    monkeypatch.setattr(AblationRunner, "_subprocess", subprocess_)
+    results = AblationRunner(spec, tmp_path / "out", jobs=2).run()
+    assert sorted(launched) == sorted([["make-toy-data"]] + [["train"]] * 2 + [["train", "evaluate"]] * 4)
+    assert results[(1, "good")].metrics["oracle"]["cider"] == 0.6
+
+
+def test_the_sequence_runs_moviead_commands_in_order_and_stops_at_the_first_failure(monkeypatch, capsys):
+    import moviead.cli
+    from moviead.cli_sequence import main as sequence_main
+
+    def sequence_arguments(commands):
+        return json.dumps(commands)
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(moviead.cli, "main", lambda argv: calls.append(list(argv)) or (3 if argv[0] == "bad" else 0))
+    assert sequence_main([sequence_arguments([["train", "a.yaml"], ["evaluate", "--checkpoint", "r"]])]) == 0
+    assert calls == [["train", "a.yaml"], ["evaluate", "--checkpoint", "r"]]
+    calls.clear()
+    assert sequence_main([sequence_arguments([["bad"], ["evaluate"]])]) == 3
+    assert calls == [["bad"]]
+    assert "$ moviead train a.yaml" in capsys.readouterr().out
+    assert sequence_main(['{"not": "a list"}']) == 2 and sequence_main([]) == 2

@@ -44,6 +44,17 @@ def test_names_are_replaced_as_whole_words_all_at_once_longest_first() -> None:
     assert swap.apply("Arlond and Bexleys stay; Annex too.", renaming) == "Arlond and Bexleys stay; Annex too."
 
 
+def test_a_text_met_again_is_renamed_from_its_memo_as_a_fresh_search_would() -> None:
+    """Each text is searched once; later renamings of it (other draws) equal a fresh regular-expression pass."""
+    swap = NameSwap(POOL)
+    texts = ["Arlo hands Bexley the kettle.", "Ann Lee waves to Ann.", "No one here.", "Bexley, Bexley!", ""]
+    for seed in range(3):
+        renaming = swap.draw(torch.Generator().manual_seed(seed))
+        fresh = [swap._pattern.sub(lambda m: renaming[m.group(1)], t) for t in texts]
+        assert [swap.apply(t, renaming) for t in texts] == fresh
+    assert set(swap._pieces) == set(texts)
+
+
 def test_an_example_is_renamed_everywhere_and_the_dsm_reads_the_data_text() -> None:
     swap = NameSwap(POOL)
     renaming = {"Arlo": "Corin", "Bexley": "Dalia", "Corin": "Arlo", "Dalia": "Bexley", "Ann": "Ann",

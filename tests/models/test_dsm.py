@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from moviead.losses import contextual_contrastive_loss, dsm_contextual_loss
-from moviead.models.dsm import DSMOutput, DynamicSelectionModule, recency_positions, top_k_mask
+from moviead.models.dsm import DSMOutput, DynamicSelectionModule, recency_positions, sample_k_mask, top_k_mask
 
 DC, DV, P, T = 16, 12, 5, 4
 
@@ -264,10 +264,11 @@ def test_visual_projection_only_when_widths_differ_or_forced() -> None:
         tiny_dsm(n_heads=3)
 
 
-def test_dsm_learns_to_select_the_item_matching_the_clip() -> None:
+@pytest.mark.parametrize("train_selection", ["sample", "top_k"])
+def test_dsm_learns_to_select_the_item_matching_the_clip(train_selection: str) -> None:
     """One valid item per sample is the clip's content (frames = its feature + noise); the DSM must rank it
-    first. temp_init=0.5: at the paper's 0.05 the CCL saturates as soon as the item is among the selected,
-    and this tiny run learns far more slowly."""
+    first, whether training selects by sampling or by top-k. temp_init=0.5: at the paper's 0.05 the CCL saturates
+    as soon as the item is among the selected, and this tiny run learns far more slowly."""
     dim, items, batch = 16, 6, 32
 
     def sample(gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -278,7 +279,7 @@ def test_dsm_learns_to_select_the_item_matching_the_clip() -> None:
         frames = feats[torch.arange(batch), target][:, None] + 0.3 * torch.randn(batch, T, dim, generator=gen) / 4
         return feats * valid[..., None], valid, frames, target
 
-    dsm = tiny_dsm(text_dim=dim, visual_dim=dim, n_layers=1, top_k=2, temp_init=0.5)
+    dsm = tiny_dsm(text_dim=dim, visual_dim=dim, n_layers=1, top_k=2, temp_init=0.5, train_selection=train_selection)
     opt = torch.optim.Adam(dsm.parameters(), lr=5e-3)
     gen = torch.Generator().manual_seed(100)
     for _ in range(150):
@@ -368,3 +369,45 @@ def test_lean_attention_equals_nn_multihead_attention(visual_dim: int) -> None:
     torch.testing.assert_close(multihead_attention(self_attn, items, items, item_ignore), want, rtol=1e-5, atol=1e-6)
     want = cross(items, visual, visual, key_padding_mask=visual_ignore, need_weights=False)[0]
     torch.testing.assert_close(multihead_attention(cross, items, visual, visual_ignore), want, rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_selection_draws_valid_items_with_the_softmax_frequencies() -> None:
+    """Gumbel top-k: with k = 1, item j is drawn with probability softmax(logits)_j over the valid items (20,000
+    draws: the tolerance is about 6 standard errors); with k >= the valid count every valid item; never a padded
+    one; k distinct items otherwise."""
+    torch.manual_seed(0)
+    n = 20_000
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 5.0]).expand(n, -1)
+    valid = torch.tensor([True, True, True, True, False]).expand(n, -1)
+    drawn = sample_k_mask(logits, valid, 1)
+    assert drawn.sum(-1).eq(1).all() and not drawn[:, 4].any()
+    want = torch.softmax(logits[0, :4], dim=0)
+    torch.testing.assert_close(drawn[:, :4].float().mean(0), want, rtol=0.0, atol=0.02)
+    pairs = sample_k_mask(logits, valid, 2)
+    assert pairs.sum(-1).eq(2).all() and not pairs[:, 4].any()
+    few = torch.tensor([[False, True, False, True, False]])
+    assert torch.equal(sample_k_mask(logits[:1], few, 3), few)
+    assert not sample_k_mask(logits[:1], torch.zeros_like(few), 3).any()
+
+
+def test_training_samples_its_selection_and_evaluation_takes_the_top_k() -> None:
+    """eq. 7's Sampler (the default): in training mode the k items are drawn from s_c, so the selection varies
+    between passes over the same input; in eval mode it is the top k of the same scores. train_selection="top_k"
+    selects the top k in training too."""
+    from moviead.models.configs import DSMConfig
+
+    assert DSMConfig().train_selection == "sample"
+    x = inputs(batch=3)
+    dsm = tiny_dsm(temp_init=0.5)
+    dsm.train()
+    draws = [dsm(**x).selected for _ in range(20)]
+    assert any(not torch.equal(draws[0], d) for d in draws[1:])
+    assert all(torch.equal(d.sum(-1), x["proposal_valid"].sum(-1).clamp(max=2)) for d in draws)
+    out = dsm.eval()(**x)
+    assert torch.equal(out.selected, top_k_mask(out.scores, out.valid, 2))
+    deterministic = tiny_dsm(temp_init=0.5, train_selection="top_k")
+    deterministic.train()
+    out = deterministic(**x)
+    assert torch.equal(out.selected, top_k_mask(out.scores, out.valid, 2))
+    with pytest.raises(ValueError, match="train_selection"):
+        tiny_dsm(train_selection="gumbel")

@@ -7,8 +7,9 @@ Layout under ``out`` (default ``runs/ablations``)::
     seed<S>/<run>.result.json  the run's metrics, written last: a rerun skips a (seed, run) that has one
     logs/seed<S>-<run>.log     everything the run's commands printed
 
-Each training and evaluation is a subprocess (``python -m moviead ...``), so a crash loses one run, not the sweep,
-and a rerun resumes: finished runs are read back, an interrupted training goes on from its ``last.ckpt``.
+Each run is a subprocess (its training, then for a Stage-II run its evaluation, in one process:
+:mod:`moviead.cli_sequence`), so a crash loses one run, not the sweep, and a rerun resumes: finished runs are
+read back, an interrupted training goes on from its ``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class AblationRunner:
     """Runs a spec's jobs with ``jobs`` worker processes at a time; :meth:`run` returns every result.
 
     ``execute(command, log)`` runs one command (tests replace it); by default a subprocess whose output goes to
-    ``log``, with the CPU threads shared between the workers.
+    ``log``, with the CPU threads shared between the workers. By default a run's commands share one subprocess
+    (:meth:`_execute_all`); a given ``execute`` gets them one at a time.
     """
 
     def __init__(self, spec: AblationSpec, out: Path, jobs: int = 2,
@@ -146,8 +148,23 @@ class AblationRunner:
             raise AblationSpecError(f"--jobs must be >= 1, got {jobs}")
         self.spec, self.paths, self.jobs = spec, AblationPaths(Path(out)), jobs
         self.execute = execute or self._subprocess
+        self._one_process = execute is None
 
-    def _subprocess(self, command: Command, log: Path) -> None:
+    def _execute_all(self, commands: list[Command], log: Path) -> None:
+        """Run ``moviead`` commands in order: in one subprocess (:mod:`moviead.cli_sequence`) by default,
+        else each through the given ``execute``."""
+        if self._one_process and len(commands) > 1:
+            prefix = _moviead()
+            assert all(c[:len(prefix)] == prefix for c in commands)
+            together = [c[len(prefix):] for c in commands]
+            what = " then ".join(" ".join(c[:1]) for c in together)
+            self._subprocess([sys.executable, "-m", "moviead.cli_sequence", json.dumps(together)], log,
+                             what=f"moviead {what}")
+            return
+        for command in commands:
+            self.execute(command, log)
+
+    def _subprocess(self, command: Command, log: Path, what: str | None = None) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         threads = str(max(1, (os.cpu_count() or 1) // self.jobs))
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
@@ -157,7 +174,7 @@ class AblationRunner:
             handle.flush()
             code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False).returncode
         if code != 0:
-            raise RuntimeError(f"`{' '.join(command[2:5])} ...` exited with {code}: see {log}")
+            raise RuntimeError(f"`{what or ' '.join(command[2:5])} ...` exited with {code}: see {log}")
 
     def _job(self, seed: int, run: RunSpec, data_root: Path, before: Future | None) -> RunResult:
         if before is not None and before.result().error:
@@ -172,13 +189,14 @@ class AblationRunner:
         started = time.monotonic()
         try:
             if (folder / "checkpoints" / "last.ckpt").is_file() and not result_path.is_file():
-                self.execute([*command, "--resume"], log)  # an interrupted training goes on
+                train = [*command, "--resume"]  # an interrupted training goes on
             else:
-                self.execute([*command, "--overwrite"] if folder.exists() else command, log)
+                train = [*command, "--overwrite"] if folder.exists() else command
             if run.stage == 1:
+                self._execute_all([train], log)
                 metrics = {"-": {f"{STAGE1_PREFIX}{k}": v for k, v in read_metrics(folder / "metrics.csv").items()}}
             else:
-                self.execute(evaluate_command(self.spec, self.paths, seed, run), log)
+                self._execute_all([train, evaluate_command(self.spec, self.paths, seed, run)], log)
                 metrics = stage2_metrics(self.spec, self.paths, seed, run)
         except (RuntimeError, OSError, KeyError, ValueError) as err:
             return RunResult(error=str(err))

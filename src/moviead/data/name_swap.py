@@ -64,6 +64,9 @@ class NameSwap:
         self.names = pool
         longest_first = sorted(pool, key=len, reverse=True)  # "Ann Lee" before "Ann"
         self._pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in longest_first) + r")\b")
+        # text -> its pieces around the names (re.split: text, name, text, ...): a data set's texts recur every
+        # epoch, so each is searched once (the search was 1.3 ms an example, 7 % of a toy Stage-II step)
+        self._pieces: dict[str, tuple[str, ...]] = {}
 
     def draw(self, generator: torch.Generator | None = None) -> dict[str, str]:
         """A random bijection of the pool onto itself."""
@@ -72,7 +75,12 @@ class NameSwap:
 
     def apply(self, text: str, renaming: Mapping[str, str]) -> str:
         """``text`` with every pool name replaced through ``renaming`` (all at once: "A and B" → "B and A" works)."""
-        return self._pattern.sub(lambda m: renaming.get(m.group(1), m.group(1)), text)
+        pieces = self._pieces.get(text)
+        if pieces is None:
+            pieces = self._pieces[text] = tuple(self._pattern.split(text))
+        if len(pieces) == 1:
+            return text
+        return "".join(renaming.get(piece, piece) if i % 2 else piece for i, piece in enumerate(pieces))
 
     def swap_example(self, example: ClipExample, renaming: Mapping[str, str]) -> ClipExample:
         """``example`` with its target, context and proposal texts renamed; :attr:`ClipExample.renamed` records the

@@ -14,7 +14,10 @@ written. Two consequences worth knowing (the tests pin both):
 - the loss is homogeneous of degree 0 in the selected scores, so sum_{i in K} s_i dL/ds_i = 0 (Euler). When
   the scores are a softmax over logits ``z``, dL/dz_j = s_j (g_j - sum_{i in K} s_i g_i) with g = dL/ds restricted
   to K, i.e. dL/dz_j = s_j g_j for selected j and exactly 0 for unselected j; the selected logits' gradients
-  sum to 0. The sampler only learns to re-rank items *within* the selected set.
+  sum to 0. The sampler only learns to re-rank items *within* the selected set. With a deterministic top-k, an
+  item the sampler ranks low is never selected, so it is never re-ranked; the DSM therefore draws its k items from
+  ``s_c`` in training (:func:`moviead.models.dsm.sample_k_mask`, ``DSMConfig.train_selection``), which selects
+  every item now and then.
 """
 
 from __future__ import annotations

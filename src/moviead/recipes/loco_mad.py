@@ -56,7 +56,7 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
             text_dim=bank.dim, visual_dim=int(cfg.data.feature_dim), n_layers=d.n_layers, n_heads=d.n_heads,
             top_k=d.top_k, temp_init=d.temp_init, max_proposal=max(1, int(cap.context_size)),
             recency_embedding=d.recency_embedding, dropout=d.dropout, similarity_prior=d.similarity_prior,
-            hidden_dim=d.hidden_dim,
+            hidden_dim=d.hidden_dim, train_selection=d.train_selection,
         )
     frozen_cache = None
     if pme is not None and cap.frozen_cache_gb > 0:
