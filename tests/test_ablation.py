@@ -305,15 +305,12 @@ def test_the_sequence_runs_moviead_commands_in_order_and_stops_at_the_first_fail
     import moviead.cli
     from moviead.cli_sequence import main as sequence_main
 
-    def sequence_arguments(commands):
-        return json.dumps(commands)
-
     calls: list[list[str]] = []
     monkeypatch.setattr(moviead.cli, "main", lambda argv: calls.append(list(argv)) or (3 if argv[0] == "bad" else 0))
-    assert sequence_main([sequence_arguments([["train", "a.yaml"], ["evaluate", "--checkpoint", "r"]])]) == 0
+    assert sequence_main([json.dumps([["train", "a.yaml"], ["evaluate", "--checkpoint", "r"]])]) == 0
     assert calls == [["train", "a.yaml"], ["evaluate", "--checkpoint", "r"]]
     calls.clear()
-    assert sequence_main([sequence_arguments([["bad"], ["evaluate"]])]) == 3
+    assert sequence_main([json.dumps([["bad"], ["evaluate"]])]) == 3
     assert calls == [["bad"]]
     assert "$ moviead train a.yaml" in capsys.readouterr().out
-    assert sequence_main(['{"not": "a list"}']) == 2 and sequence_main([]) == 2
+    assert sequence_main(['{"not": "a list"}']) == 2 and sequence_main([]) == 2 and sequence_main(["[train"]) == 2

@@ -30,7 +30,8 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [  # most specific prefix first
     (3, ("moviead.losses",)),
     (4, ("moviead.recipes", "moviead.evaluation", "moviead.config", "moviead.config_ranges", "moviead.ablation")),
     (4, ("moviead.speech",)),
-    (5, ("moviead.cli", "moviead.cli_args", "moviead.cli_ad_track", "moviead.cli_ablate", "moviead.cli_sequence", "moviead.__main__")),
+    (5, ("moviead.cli", "moviead.cli_args", "moviead.cli_ad_track", "moviead.cli_ablate", "moviead.cli_sequence",
+         "moviead.__main__")),
 ]
 PACKAGE_INITS = {"moviead", "moviead.focused"}  # namespace-only __init__ files: no layer of their own
 

@@ -13,8 +13,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-Command = list[str]
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run each command of the JSON list given as the only argument through :func:`moviead.cli.main`."""
@@ -22,7 +20,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m moviead.cli_sequence '<json list of moviead argument lists>'", file=sys.stderr)
         return 2
-    commands = json.loads(args[0])
+    try:
+        commands = json.loads(args[0])
+    except json.JSONDecodeError as err:
+        print(f"moviead.cli_sequence: the argument is not JSON ({err})", file=sys.stderr)
+        return 2
     if not isinstance(commands, list) or not all(isinstance(c, list) and all(isinstance(a, str) for a in c)
                                                  for c in commands):
         print("moviead.cli_sequence: the argument must be a JSON list of lists of strings", file=sys.stderr)

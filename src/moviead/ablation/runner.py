@@ -60,6 +60,14 @@ def _moviead(*args: str) -> Command:
     return [sys.executable, "-m", "moviead", *args]
 
 
+def _moviead_arguments(command: Command) -> list[str]:
+    """The arguments of a :func:`_moviead` command (what follows ``python -m moviead``)."""
+    prefix = _moviead()
+    if command[:len(prefix)] != prefix or len(command) == len(prefix):
+        raise ValueError(f"not a `python -m moviead` command: {command}")
+    return command[len(prefix):]
+
+
 def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
     """Write the spec's toy world under ``paths.data`` unless it is there; returns the MAD-layout root.
 
@@ -154,12 +162,9 @@ class AblationRunner:
         """Run ``moviead`` commands in order: in one subprocess (:mod:`moviead.cli_sequence`) by default,
         else each through the given ``execute``."""
         if self._one_process and len(commands) > 1:
-            prefix = _moviead()
-            assert all(c[:len(prefix)] == prefix for c in commands)
-            together = [c[len(prefix):] for c in commands]
-            what = " then ".join(" ".join(c[:1]) for c in together)
+            together = [_moviead_arguments(command) for command in commands]
             self._subprocess([sys.executable, "-m", "moviead.cli_sequence", json.dumps(together)], log,
-                             what=f"moviead {what}")
+                             what="moviead " + " then ".join(arguments[0] for arguments in together))
             return
         for command in commands:
             self.execute(command, log)

@@ -112,7 +112,8 @@ def sample_k_mask(logits: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Te
         (B, P) bool in the same item order; no gradient.
     """
     with torch.no_grad():
-        uniform = torch.rand(logits.shape, device=logits.device).clamp(1e-9, 1.0 - 1e-9)
+        # torch.rand is in [0, 1): only 0 needs keeping off (log 0); 1 never comes
+        uniform = torch.rand(logits.shape, device=logits.device).clamp_min(torch.finfo(torch.float32).tiny)
         gumbel = -torch.log(-torch.log(uniform))
         keys = logits.detach().float().masked_fill(~valid, 0.0) + gumbel
         return top_k_mask(keys, valid, k)
