@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from moviead.ablation.runner import AblationRunner, train_command
+from moviead.ablation.runner import AblationRunner, ensure_world, train_command
 from moviead.ablation.spec import AblationSpecError, RunResult, load_spec
 from moviead.ablation.summary import format_markdown, summarise, write_summary
 from moviead.cli import main
@@ -48,6 +48,10 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     assert resolved["loco_dsm_k3_similarity"].captioning.dsm.top_k == 3
     assert not resolved["loco_recent_2"].captioning.dsm.enabled and resolved["loco_recent_2"].captioning.context_size == 2
     assert resolved["loco_stage2_only"].captioning.stage1 is None
+    stage2 = [name for name, run in spec.runs.items() if run.stage == 2]  # every one on the pretrained toy decoder
+    assert spec.world.pretrain_lm_steps > 0
+    assert all(Path(resolved[n].captioning.decoder.lm).resolve() == tmp_path.resolve() / "decoders" / "tiny-opt-lm"
+               for n in stage2)
     assert resolved["pme_without_vtc_vtm"].pme.losses.vtc == 0 and resolved["pme_without_vtc_vtm"].pme.losses.vtm == 0
     assert resolved["pme_without_vtc"].pme.losses.vtm == 1
     assert resolved["clip_global"].clip.lambda_fw == 0 and resolved["clip_global_frame_word"].clip.lambda_fw > 0
@@ -314,3 +318,23 @@ def test_the_sequence_runs_moviead_commands_in_order_and_stops_at_the_first_fail
     assert calls == [["bad"]]
     assert "$ moviead train a.yaml" in capsys.readouterr().out
     assert sequence_main(['{"not": "a list"}']) == 2 and sequence_main([]) == 2 and sequence_main(["[train"]) == 2
+
+
+def test_the_world_decoder_is_pretrained_once_when_the_spec_asks(tmp_path):
+    """`world.pretrain_lm_steps` > 0: `moviead pretrain-toy-lm --steps N` after the world is written, not again once
+    its pretraining.json records N steps, again when the spec asks for another N."""
+    spec = load_spec(_spec_file(tmp_path, TINY.replace("seed: 0}", "seed: 0, pretrain_lm_steps: 7}")))
+    runner = AblationRunner(spec, tmp_path / "out", execute=lambda command, log: calls.append(command[3:]))
+    calls: list[list[str]] = []
+    ensure_world(spec, runner.paths, runner.execute)
+    data = str(runner.paths.data)
+    assert calls == [calls[0], ["pretrain-toy-lm", "--data", data, "--steps", "7"]] and calls[0][0] == "make-toy-data"
+    report = runner.paths.data / "decoders" / "tiny-opt-lm" / "pretraining.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"steps": 7}), encoding="utf-8")
+    calls.clear()
+    ensure_world(spec, runner.paths, runner.execute)
+    assert calls == []
+    report.write_text(json.dumps({"steps": 3}), encoding="utf-8")
+    ensure_world(spec, runner.paths, runner.execute)
+    assert calls == [["pretrain-toy-lm", "--data", data, "--steps", "7"]]

@@ -31,6 +31,7 @@ from moviead.atomic_files import write_text_atomically
 from moviead.metrics.distinctive import distinctive_word_recall
 from moviead.metrics.toy import toy_context_selection
 from moviead.plots import read_metrics
+from moviead.toy.lm_pretraining import PRETRAINED_DECODER
 from moviead.toy.storyboard_patches import PATCH_FILE
 
 Command = list[str]
@@ -69,11 +70,22 @@ def _moviead_arguments(command: Command) -> list[str]:
 
 
 def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
-    """Write the spec's toy world under ``paths.data`` unless it is there; returns the MAD-layout root.
+    """Write the spec's toy world under ``paths.data`` unless it is there, and pretrain its decoder when the spec
+    asks (``world.pretrain_lm_steps``) and it has not been with that many steps; returns the MAD-layout root.
 
     Raises:
         AblationSpecError: ``paths.data`` holds another world (other version, movie count or seed).
     """
+    root = _ensure_world_data(spec, paths, run)
+    steps = spec.world.pretrain_lm_steps
+    report = paths.data / "decoders" / PRETRAINED_DECODER / "pretraining.json"
+    if steps > 0 and (not report.is_file() or json.loads(report.read_text(encoding="utf-8")).get("steps") != steps):
+        run(_moviead("pretrain-toy-lm", "--data", str(paths.data), "--steps", str(steps)),
+            paths.out / "logs" / "pretrain-toy-lm.log")
+    return root
+
+
+def _ensure_world_data(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
     marker = paths.data / "world.json"
     wanted = {"version": spec.world.version, "movies": spec.world.movies, "seed": spec.world.seed}
     if marker.is_file():

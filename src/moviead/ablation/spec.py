@@ -28,11 +28,13 @@ class AblationSpecError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """The toy world every run trains on: ``moviead make-toy-data --world VERSION --movies N --seed SEED``."""
+    """The toy world every run trains on: ``moviead make-toy-data --world VERSION --movies N --seed SEED``, then, when
+    ``pretrain_lm_steps`` > 0, ``moviead pretrain-toy-lm`` with that many steps (``decoders/tiny-opt-lm``)."""
 
     version: str = "v2"
     movies: int = 12
     seed: int = 0
+    pretrain_lm_steps: int = 0
 
 
 @dataclass(frozen=True)
