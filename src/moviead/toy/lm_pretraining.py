@@ -18,8 +18,9 @@ name for 83.7 % of the ADs, and the decoder named 5.8 % of them).
 - **objective**: causal language modelling on windows of ``window`` tokens at random offsets, ``batch`` windows a
   step, AdamW (lr 2e-3, the tiny recipes' own; weight decay 0.01), ``steps`` steps, torch's RNG seeded with ``seed``;
 - **held-out check**: on 20 further movies, cut into consecutive windows of ``window`` tokens (the positions
-  trained), the mean token loss and the **name-copy accuracy** (of the names from a window's 100th token on, the fraction whose every token is the arg-max prediction given the text before it),
-  before and after; both go to ``pretraining.json`` beside the weights.
+  trained), the mean token loss and the **name-copy accuracy** (of the names from a window's 100th token on, the
+  fraction whose every token is the arg-max prediction given the text before it), before and after; both go to
+  ``pretraining.json`` beside the weights.
 
 The output folder loads with ``AutoModelForCausalLM.from_pretrained`` like the random one, with the same tokenizer.
 """
@@ -183,16 +184,17 @@ def pretrain_toy_lm(
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
-    names = sorted({tuple(encode(" " + name)) for name in pool}, key=len, reverse=True)  # longest first
-    held_ids = [chunk for text, names in held for chunk in _windows(encode(rename(text, names, generator)), window)]
-    loss_before, copy_before, positions = _held_out_scores(model, held_ids, names)
+    name_tokens = sorted({tuple(encode(" " + name)) for name in pool}, key=len, reverse=True)  # longest first
+    held_ids = [chunk for text, characters in held
+                for chunk in _windows(encode(rename(text, characters, generator)), window)]
+    loss_before, copy_before, _ = _held_out_scores(model, held_ids, name_tokens)
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     model.train()
     for step in range(1, steps + 1):
         rows = []
         for _ in range(batch):
-            text, names = train[int(torch.randint(len(train), (1,), generator=generator))]
-            ids = encode(rename(text, names, generator))
+            text, characters = train[int(torch.randint(len(train), (1,), generator=generator))]
+            ids = encode(rename(text, characters, generator))
             start = int(torch.randint(max(1, len(ids) - window + 1), (1,), generator=generator))
             rows.append(ids[start:start + window])
         shortest = min(len(r) for r in rows)
@@ -204,13 +206,13 @@ def pretrain_toy_lm(
         if progress is not None and (step % 100 == 0 or step == steps):
             progress(f"  decoder pretraining step {step}/{steps}: loss {loss.item():.3f} "
                      f"({time.perf_counter() - began:.0f} s)")  # fmt: skip
-    loss_after, copy_after, _ = _held_out_scores(model, held_ids, names)
+    loss_after, copy_after, checked = _held_out_scores(model, held_ids, name_tokens)
     out = Path(out_dir) if out_dir is not None else root / "decoders" / PRETRAINED_DECODER
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     report = PretrainingReport(steps=steps, movies=movies, seed=seed, window=window, batch=batch,
                                loss_before=loss_before, loss_after=loss_after, name_copy_before=copy_before,
-                               name_copy_after=copy_after, names_checked=positions,
+                               name_copy_after=copy_after, names_checked=checked,
                                seconds=time.perf_counter() - began)  # fmt: skip
     (out / "pretraining.json").write_text(json.dumps(asdict(report), indent=1) + "\n", encoding="utf-8")
     return report
