@@ -113,3 +113,14 @@ def test_pretraining_refuses_a_v1_world_and_a_folder_without_the_decoder(tmp_pat
         pretrain_toy_lm(tmp_path / "v1", tmp_path / "lm", steps=1)
     assert main(["pretrain-toy-lm", "--data", str(tmp_path / "nothing"), "--steps", "1"]) == 2
     assert "not a toy data set with decoders/tiny-opt" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # the spec's 1000 steps: about 4 min on 2 cores
+def test_the_spec_pretraining_teaches_the_decoder_to_copy_names(world: Path, tmp_path: Path) -> None:
+    """The learning test: held-out names copied rise from next to none (random decoder) to a large share (measured
+    on the ablation world, data seed 0: 0.0 % -> 53.0 % of 687); the loss falls far below the random model's."""
+    report = pretrain_toy_lm(world, tmp_path / "lm", steps=1000, progress=None)
+    print(report)
+    assert report.name_copy_before < 0.01 and report.names_checked > 300  # a random model hits by chance only
+    assert report.name_copy_after > 0.3
+    assert report.loss_after < 0.25 * report.loss_before
