@@ -63,9 +63,9 @@ def cmd_make_toy_data(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_toy_lm(args: argparse.Namespace) -> int:
-    from moviead.toy.lm_pretraining import pretrain_toy_lm
+    from moviead.toy.lm_pretraining import pretrain_toy_lm, pretrained_decoder_dir
 
-    out = Path(args.out) if args.out else Path(args.data) / "decoders" / "tiny-opt-lm"
+    out = Path(args.out) if args.out else pretrained_decoder_dir(args.data)
     print(f"pretraining the toy decoder of {args.data} on {args.movies} toy movies it does not hold, {args.steps} steps")
     report = pretrain_toy_lm(args.data, out, steps=args.steps, movies=args.movies, seed=args.seed)
     print(f"wrote {out} in {report.seconds:.0f} s; held-out movies: token loss {report.loss_before:.3f} -> "

@@ -31,7 +31,7 @@ from moviead.atomic_files import write_text_atomically
 from moviead.metrics.distinctive import distinctive_word_recall
 from moviead.metrics.toy import toy_context_selection
 from moviead.plots import read_metrics
-from moviead.toy.lm_pretraining import PRETRAINED_DECODER
+from moviead.toy.lm_pretraining import pretrained_decoder_dir
 from moviead.toy.storyboard_patches import PATCH_FILE
 
 Command = list[str]
@@ -78,7 +78,7 @@ def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Comman
     """
     root = _ensure_world_data(spec, paths, run)
     steps = spec.world.pretrain_lm_steps
-    report = paths.data / "decoders" / PRETRAINED_DECODER / "pretraining.json"
+    report = pretrained_decoder_dir(paths.data) / "pretraining.json"
     if steps > 0 and (not report.is_file() or json.loads(report.read_text(encoding="utf-8")).get("steps") != steps):
         run(_moviead("pretrain-toy-lm", "--data", str(paths.data), "--steps", str(steps)),
             paths.out / "logs" / "pretrain-toy-lm.log")

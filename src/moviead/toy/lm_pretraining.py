@@ -41,6 +41,11 @@ SKIP_POSITIONS = 100  # the copy check starts here, where the window has named i
 PRETRAINED_DECODER = "tiny-opt-lm"
 
 
+def pretrained_decoder_dir(data_root: str | Path) -> Path:
+    """Where :func:`pretrain_toy_lm` writes by default: ``data_root/decoders/tiny-opt-lm``."""
+    return Path(data_root) / "decoders" / PRETRAINED_DECODER
+
+
 @dataclass(frozen=True)
 class PretrainingReport:
     """What :func:`pretrain_toy_lm` measured on the held-out movies, before and after, and its settings."""
@@ -103,7 +108,8 @@ def _name_spans(ids: list[int], names: list[tuple[int, ...]]) -> list[tuple[int,
 def _windows(ids: list[int], window: int) -> list[list[int]]:
     """``ids`` cut into consecutive windows of ``window`` tokens (the last one shorter, dropped when it is shorter
     than twice :data:`SKIP_POSITIONS`): the positions the model is trained on."""
-    return [ids[i:i + window] for i in range(0, len(ids), window) if len(ids[i:i + window]) >= 2 * SKIP_POSITIONS]
+    chunks = (ids[i:i + window] for i in range(0, len(ids), window))
+    return [chunk for chunk in chunks if len(chunk) >= 2 * SKIP_POSITIONS]
 
 
 def _held_out_scores(model: torch.nn.Module, documents: list[list[int]], names: list[tuple[int, ...]]
@@ -155,8 +161,10 @@ def pretrain_toy_lm(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from moviead.toy.generator import DECODER
+
     root = Path(data_root)
-    manifest_file, source = root / "toy_manifest.json", root / "decoders" / "tiny-opt"
+    manifest_file, source = root / "toy_manifest.json", root / "decoders" / DECODER
     if not manifest_file.is_file() or not (source / "config.json").is_file():
         raise FileNotFoundError(f"{root} is not a toy data set with decoders/tiny-opt: write one with "
                                 "`moviead make-toy-data --world v2 --out DIR`")  # fmt: skip
@@ -207,7 +215,7 @@ def pretrain_toy_lm(
             progress(f"  decoder pretraining step {step}/{steps}: loss {loss.item():.3f} "
                      f"({time.perf_counter() - began:.0f} s)")  # fmt: skip
     loss_after, copy_after, checked = _held_out_scores(model, held_ids, name_tokens)
-    out = Path(out_dir) if out_dir is not None else root / "decoders" / PRETRAINED_DECODER
+    out = Path(out_dir) if out_dir is not None else pretrained_decoder_dir(root)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     report = PretrainingReport(steps=steps, movies=movies, seed=seed, window=window, batch=batch,
