@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from moviead.ablation.runner import AblationRunner, ensure_world, train_command
+from moviead.ablation.runner import AblationPaths, AblationRunner, ensure_world, stage2_metrics, train_command
 from moviead.ablation.spec import AblationSpecError, RunResult, load_spec
 from moviead.ablation.summary import format_markdown, summarise, write_summary
 from moviead.cli import main
@@ -167,6 +168,31 @@ def test_the_runner_trains_evaluates_and_resumes_without_repeating_finished_runs
     assert again.commands == []  # the world and every finished run are read back
 
 
+def test_stage2_metrics_add_what_the_context_holds_and_what_the_model_does_with_it(tmp_path):
+    """From a run's predictions: the context's name recall and place precision, and the name accuracy when the
+    context holds the name (overall and when its ADs name several characters)."""
+    spec = load_spec(_spec_file(tmp_path, TINY))
+    paths = AblationPaths(tmp_path / "out")
+    folder = paths.run_dir(0, "good") / "eval" / "test-oracle"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"mode": "oracle", "cider": 0.5}))
+    kettle = {"ad": "Ada opens the kettle.", "subtitles": []}
+    rake = {"ad": "Bree drops the rake in the garden.", "subtitles": ["Ada?"]}
+    rows = [{"movie": "m", "index": 0, "gt": "Ada inspects the ladle.", "pred": "Ada inspects the ladle.",
+             "context": [rake, kettle]},  # in context, two names, right
+            {"movie": "m", "index": 1, "gt": "Ada opens the kettle.", "pred": "Bree opens the kettle.",
+             "context": [kettle]},  # in context, one name, wrong
+            {"movie": "m", "index": 2, "gt": "Cai opens the kettle.", "pred": "Cai opens the kettle.",
+             "context": [kettle]}]  # not in context
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    metrics = stage2_metrics(spec, paths, 0, spec.runs["good"])["oracle"]
+    assert metrics["cider"] == 0.5
+    assert metrics["context_name_recall"] == pytest.approx(2 / 3)
+    assert metrics["name_acc_in_context"] == pytest.approx(1 / 2)
+    assert metrics["context_several_names"] == pytest.approx(1 / 2)
+    assert metrics["name_acc_several_names"] == pytest.approx(1.0)
+
+
 def test_a_failed_stage1_run_skips_its_stage2_run_and_the_row_is_incomplete_not_passed(tmp_path):
     spec = load_spec(_spec_file(tmp_path, TINY))
     fake = FakeExecutor({(0, "bad"): 0.1, (1, "bad"): 0.1, (1, "good"): 0.9}, fail={(0, "s1")})
@@ -285,24 +311,42 @@ def test_rows_by_name_or_prefix_keep_only_the_runs_they_need(tmp_path):
 
 def test_a_stage2_runs_training_and_evaluation_share_one_subprocess(tmp_path, monkeypatch):
     """The default executor: one `moviead.cli_sequence` subprocess per Stage-II run (train, then evaluate), the
-    world and Stage-I trainings alone; the results equal those of the commands run one by one."""
+    world and Stage-I trainings alone; the results equal those of the commands run one by one. The world comes
+    before any run, with every CPU thread (``alone``); the runs share them."""
     spec = load_spec(_spec_file(tmp_path, TINY))
     fake = FakeExecutor({(0, "good"): 0.5, (0, "bad"): 0.4, (1, "good"): 0.6, (1, "bad"): 0.3})
-    launched: list[list[str]] = []
+    launched: list[tuple[list[str], bool]] = []
 
-    def subprocess_(self, command, log, what=None):
+    def subprocess_(self, command, log, what=None, alone=False):
         if command[1:3] == ["-m", "moviead.cli_sequence"]:
-            launched.append([c[0] for c in json.loads(command[3])])
+            launched.append(([c[0] for c in json.loads(command[3])], alone))
             for arguments in json.loads(command[3]):
                 fake([sys.executable, "-m", "moviead", *arguments], log)
         else:
-            launched.append([command[3]])
+            launched.append(([command[3]], alone))
             fake(command, log)
 
     monkeypatch.setattr(AblationRunner, "_subprocess", subprocess_)
     results = AblationRunner(spec, tmp_path / "out", jobs=2).run()
-    assert sorted(launched) == sorted([["make-toy-data"]] + [["train"]] * 2 + [["train", "evaluate"]] * 4)
+    assert launched[0] == (["make-toy-data"], True)
+    assert sorted(launched[1:]) == sorted([(["train"], False)] * 2 + [(["train", "evaluate"], False)] * 4)
     assert results[(1, "good")].metrics["oracle"]["cider"] == 0.6
+
+
+@pytest.mark.parametrize(("alone", "threads"), [(False, "2"), (True, "4")])
+def test_a_subprocess_gets_its_share_of_the_cpu_threads_or_all_of_them_alone(tmp_path, monkeypatch, alone, threads):
+    """4 CPUs, 2 workers: a run's subprocess gets 2 threads; the world's pretraining, which runs alone, gets 4."""
+    seen: dict[str, str] = {}
+
+    def run(command, stdout, stderr, env, check):
+        seen.update(env)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr("moviead.ablation.runner.os.cpu_count", lambda: 4)
+    monkeypatch.setattr("moviead.ablation.runner.subprocess.run", run)
+    runner = AblationRunner(load_spec(_spec_file(tmp_path, TINY)), tmp_path / "out", jobs=2)
+    runner._subprocess([sys.executable, "-m", "moviead", "train"], tmp_path / "log.txt", alone=alone)
+    assert seen["OMP_NUM_THREADS"] == seen["MKL_NUM_THREADS"] == threads
 
 
 def test_the_sequence_runs_moviead_commands_in_order_and_stops_at_the_first_failure(monkeypatch, capsys):

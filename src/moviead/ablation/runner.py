@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from moviead.ablation.spec import STAGE1_PREFIX, AblationSpec, AblationSpecError, RunResult, RunSpec
 from moviead.atomic_files import write_text_atomically
 from moviead.metrics.distinctive import distinctive_word_recall
-from moviead.metrics.toy import toy_context_selection
+from moviead.metrics.toy import toy_context_selection, toy_name_copying
 from moviead.plots import read_metrics
 from moviead.toy.lm_pretraining import pretrained_decoder_dir
 from moviead.toy.storyboard_patches import PATCH_FILE
@@ -128,9 +129,11 @@ def evaluate_command(spec: AblationSpec, paths: AblationPaths, seed: int, run: R
 
 
 def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: RunSpec) -> dict[str, dict[str, float]]:
-    """Per mode: ``moviead evaluate``'s numeric metrics plus, from the predictions, ``distinct_recall`` and how well
+    """Per mode: ``moviead evaluate``'s numeric metrics plus, from the predictions, ``distinct_recall``, how well
     the context given serves the target (``context_name_recall``, ``context_place_precision``:
-    :func:`~moviead.metrics.toy.toy_context_selection`)."""
+    :func:`~moviead.metrics.toy.toy_context_selection`) and what the model does with a name the context holds
+    (``name_acc_in_context``, ``context_several_names``, ``name_acc_several_names``:
+    :func:`~moviead.metrics.toy.toy_name_copying`)."""
     out: dict[str, dict[str, float]] = {}
     for mode in spec.modes_of(run.name):
         folder = paths.run_dir(seed, run.name) / "eval" / f"test-{mode}"
@@ -139,6 +142,7 @@ def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: Run
         metrics["distinct_recall"] = distinctive_word_recall(
             ((r["movie"], r["index"], r["gt"], r["pred"]) for r in rows), spec.distinct_context)
         metrics.update(toy_context_selection((r["gt"], _context_items(r)) for r in rows))
+        metrics.update(toy_name_copying((r["gt"], r["pred"], _context_items(r)) for r in rows))
         out[mode] = metrics
     return out
 
@@ -181,9 +185,11 @@ class AblationRunner:
         for command in commands:
             self.execute(command, log)
 
-    def _subprocess(self, command: Command, log: Path, what: str | None = None) -> None:
+    def _subprocess(self, command: Command, log: Path, what: str | None = None, alone: bool = False) -> None:
+        """Run ``command`` with its output appended to ``log``; the CPU threads are shared between the ``jobs``
+        workers, or all of them when it runs ``alone`` (nothing else runs beside it)."""
         log.parent.mkdir(parents=True, exist_ok=True)
-        threads = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        threads = str(max(1, (os.cpu_count() or 1) // (1 if alone else self.jobs)))
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with open(log, "a", encoding="utf-8") as handle:
@@ -225,7 +231,9 @@ class AblationRunner:
 
     def run(self) -> dict[tuple[int, str], RunResult]:
         """Every (seed, run) of the spec: Stage-I runs are queued first, a Stage-II run waits for its Stage-I."""
-        data_root = ensure_world(self.spec, self.paths, self.execute).resolve()
+        # the world and its decoder's pretraining come before any run, so they get every CPU thread
+        before_runs = partial(self._subprocess, alone=True) if self._one_process else self.execute
+        data_root = ensure_world(self.spec, self.paths, before_runs).resolve()
         ordered = sorted(self.spec.runs.values(), key=lambda r: r.stage)
         futures: dict[tuple[int, str], Future] = {}
         started = time.monotonic()

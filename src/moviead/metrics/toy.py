@@ -68,3 +68,37 @@ def toy_context_selection(rows: Iterable[tuple[str, Sequence[tuple[str | None, s
                 same_place += item.place == gt.place
     return {"context_name_recall": recalled / named if named else 0.0,
             "context_place_precision": same_place / ads if ads else 0.0}
+
+
+def toy_name_copying(rows: Iterable[tuple[str, str, Sequence[tuple[str | None, str]]]]) -> dict[str, float]:
+    """Whether a model names the right character *when its context holds the name*: what the decoder does with the
+    context a selector gave it, apart from how often the selector gave it the name (``context_name_recall``).
+
+    Args:
+        rows: per decoded AD, its reference, its prediction and its context items ``(ad_text or None, subtitles)``.
+
+    Returns:
+        Over the references naming a character (not "Someone") whose name is in one of their context items:
+        ``name_acc_in_context``, the fraction of predictions naming that character; ``context_several_names``, the
+        fraction whose context ADs name two or more characters (the model has to choose one); and
+        ``name_acc_several_names``, the name accuracy on those. 0 when nothing counts.
+    """
+    in_context = right = several = several_right = 0
+    for reference, prediction, context in rows:
+        gt = parse_toy_text(reference)
+        if gt is None or gt.name.lower() == "someone":
+            continue
+        if not any(mentioned(f"{ad or ''} {subs}", [gt.name]) for ad, subs in context):
+            continue
+        guess = parse_toy_text(prediction)
+        correct = guess is not None and guess.name == gt.name
+        names = {item.name for item in (parse_toy_text(ad) for ad, _ in context if ad) if item is not None}
+        names.discard("Someone")
+        in_context += 1
+        right += correct
+        if len(names) >= 2:
+            several += 1
+            several_right += correct
+    return {"name_acc_in_context": right / in_context if in_context else 0.0,
+            "context_several_names": several / in_context if in_context else 0.0,
+            "name_acc_several_names": several_right / several if several else 0.0}
