@@ -77,3 +77,22 @@ def test_the_toy_tower_is_fitted_on_the_training_movies_only(toy_root: Path) -> 
     split = json.loads((toy_root / "mad" / "mad_split.json").read_text())
     movies = [line.split(",")[0] for line in (toy_root / "mad" / "mad-v2-ad-named.csv").read_text().splitlines()[1:]]
     assert tower.fitted_on == sum(movie in split["TRAIN"] for movie in movies) < len(movies)
+
+
+def test_excluded_words_are_left_out_of_the_fit_and_add_nothing() -> None:
+    # "ann" always comes with the kitchen: fitted, it would carry the kitchen; excluded, it is unknown
+    texts, targets = ["Ann in the kitchen", "Bo in the garden", "the kitchen", "the garden"], np.eye(4)[[0, 1, 0, 1]]
+    tower = fit_bow_text_tower(texts, targets, exclude=["ANN", "bo"])
+    assert tower.vocabulary == ["garden", "in", "kitchen", "the"]
+    torch.testing.assert_close(tower.encode(["Ann"]), torch.zeros(1, 4))
+    torch.testing.assert_close(tower.encode(["Ann the kitchen"]), tower.encode(["the kitchen"]))
+    torch.testing.assert_close(tower.weight, fit_bow_text_tower(["in the kitchen", "in the garden", "the kitchen",
+                                                                 "the garden"], targets).weight)
+
+
+def test_the_toy_tower_reads_no_character_name(toy_root: Path) -> None:
+    manifest = json.loads((toy_root / "toy_manifest.json").read_text())
+    tower = BowTextTower.load(toy_root / manifest["encoders"]["toy-text-tower"])
+    names = {name.lower() for name in manifest["vocabulary"]["names"]}
+    assert names and not names & set(tower.vocabulary)
+    assert {"kitchen", "opens"} <= set(tower.vocabulary)

@@ -311,3 +311,25 @@ def test_parser_and_toy_metrics_accept_both_worlds() -> None:
     preds = ["Arlo opens the kettle.", "Corin picks up the teapot.", "Zora drops the map."]
     assert toy_slot_accuracy(refs, preds) == {"name_acc": 2 / 3, "action_acc": 1.0, "object_acc": 2 / 3,
                                               "parsable": 1.0}  # fmt: skip
+
+
+def test_the_text_tower_picks_the_storyline_on_held_out_movies_as_on_the_training_ones(v2: Path) -> None:
+    """The world's text tower (fitted without the character names) ranks a clip's 10 previous ADs by cos(tower(AD),
+    clip): its top 2 are the clip's storyline on the VAL movies, which it never read, as on the TRAIN movies; a
+    tower fitted with the names does no better on VAL (``scripts/text_tower_probe.py``)."""
+    import runpy
+
+    from moviead.data.bow_text_tower import BowTextTower, fit_bow_text_tower
+
+    probe = runpy.run_path(str(Path(__file__).resolve().parents[2] / "scripts" / "text_tower_probe.py"))
+    data = probe["load"](v2)
+    split = read_split_json(v2 / "mad" / "mad_split.json")
+    train, val = ([data[m] for m in split[part] if m in data] for part in ("TRAIN", "VAL"))
+    tower = BowTextTower.load(v2 / "encoders" / "toy-text-tower")
+    with_names = fit_bow_text_tower([t for movie in train for t in movie[0]], np.concatenate([m[1] for m in train]))
+    train_top2, _, _ = probe["precision"](tower, train)
+    val_top2, _, count = probe["precision"](tower, val)
+    names_val_top2, _, _ = probe["precision"](with_names, val)
+    assert count >= 30
+    assert val_top2 >= 0.9 and val_top2 >= train_top2 - 0.05
+    assert val_top2 >= names_val_top2

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -118,23 +118,28 @@ class BowTextTower:
         return cls(config["vocabulary"], weight, config.get("ridge", 0.0), config.get("fitted_on", 0))
 
 
-def fit_bow_text_tower(texts: Sequence[str], targets: np.ndarray, ridge: float = 1.0) -> BowTextTower:
+def fit_bow_text_tower(texts: Sequence[str], targets: np.ndarray, ridge: float = 1.0,
+                       exclude: Iterable[str] = ()) -> BowTextTower:
     """Fit a tower that maps each text's words to its target (the module docstring's ridge regression).
 
     Args:
         texts: N texts (e.g. the training ADs).
         targets: (N, D) what each text should land near (e.g. the mean frame feature of its clip); centred here.
         ridge: the ridge penalty (> 0).
+        exclude: words (any case) left out of the vocabulary, so that they add nothing, in fitting or encoding:
+            e.g. character names, which a text tower pre-trained elsewhere (CLIP's) cannot tie to one movie's
+            frames, whereas a tower fitted on a few movies would learn each name's storyline from them.
 
     Returns:
-        The fitted :class:`BowTextTower`; its vocabulary is every word of ``texts``, sorted.
+        The fitted :class:`BowTextTower`; its vocabulary is every word of ``texts`` but ``exclude``, sorted.
     """
     targets = np.asarray(targets, dtype=np.float64)
     if targets.ndim != 2 or targets.shape[0] != len(texts) or not texts:
         raise ValueError(f"need N >= 1 texts and (N, D) targets; got {len(texts)} texts, targets {targets.shape}")
     if ridge <= 0:
         raise ValueError(f"ridge must be > 0, got {ridge}")
-    vocabulary = sorted({word for text in texts for word in tower_words(text)})
+    left_out = {word.lower() for word in exclude}
+    vocabulary = sorted({word for text in texts for word in tower_words(text)} - left_out)
     if not vocabulary:
         raise ValueError("the texts hold no words")
     counts = word_counts(texts, {word: i for i, word in enumerate(vocabulary)}).double().numpy()  # (N, V)
