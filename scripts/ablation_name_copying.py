@@ -52,12 +52,9 @@ def main() -> None:
     for run in args.runs.split(","):
         for seed in seeds:
             predictions = seed / run / "eval" / f"{args.split}-oracle" / "predictions.jsonl"
-            if not predictions.is_file():
-                print(f"| {run} | {seed.name} | " + " | ".join("–" for _ in COLUMNS) + " |")
-                continue
-            figures = run_figures(predictions)
-            print(f"| {run} | {seed.name.removeprefix('seed')} | "
-                  + " | ".join(f"{100 * figures[c]:.1f}" for c in COLUMNS) + " |")
+            cells = ([f"{100 * value:.1f}" for value in run_figures(predictions).values()] if predictions.is_file()
+                     else ["–"] * len(COLUMNS))
+            print(f"| {run} | {seed.name.removeprefix('seed')} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

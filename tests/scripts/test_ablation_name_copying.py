@@ -23,7 +23,7 @@ def test_the_table_has_a_row_per_run_and_seed_and_a_dash_for_a_missing_run(tmp_p
     runpy.run_path(str(SCRIPT), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     assert lines[2] == "| loco_dsm_k2 | 0 | 50.0 | 50.0 | 100.0 | 100.0 | 0.0 | 0.0 |"
-    assert lines[3] == "| loco_recent_2 | seed0 | – | – | – | – | – | – |"
+    assert lines[3] == "| loco_recent_2 | 0 | – | – | – | – | – | – |"
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), str(tmp_path)])
     with pytest.raises(SystemExit):
         runpy.run_path(str(SCRIPT), run_name="__main__")
