@@ -195,8 +195,8 @@ class AblationRunner:
         """Run ``command`` with its output appended to ``log``, with ``threads`` CPU threads (default: the machine's
         shared between the ``jobs`` workers)."""
         log.parent.mkdir(parents=True, exist_ok=True)
-        threads = str(threads or max(1, (os.cpu_count() or 1) // self.jobs))
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
+        count = str(threads or max(1, (os.cpu_count() or 1) // self.jobs))
+        env = {**os.environ, "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count, "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(f"$ {' '.join(command)}\n")

@@ -23,6 +23,8 @@ name for 83.7 % of the ADs, and the decoder named 5.8 % of them).
   ``pretraining.json`` beside the weights.
 
 The output folder loads with ``AutoModelForCausalLM.from_pretrained`` like the random one, with the same tokenizer.
+The same arguments give the same weights at the same torch thread count, not across thread counts (the order of the
+float sums changes): `moviead ablate` pretrains at one thread (``moviead.ablation.runner.WORLD_THREADS``).
 """
 
 from __future__ import annotations
