@@ -1,11 +1,11 @@
 """Per run and seed of a `moviead ablate` sweep: what the context held and what the model did with a name it held.
 
-For the Table 6 runs (DSM top k vs the last k items), from each run's ``eval/test-oracle/predictions.jsonl``:
-name accuracy; ``context_name_recall`` and ``context_place_precision`` (:func:`moviead.metrics.toy.
-toy_context_selection`: how often the items given held the reference's name, and the share of context ADs from the
-reference's storyline); ``name_acc_in_context``, ``context_several_names`` and ``name_acc_several_names``
-(:func:`moviead.metrics.toy.toy_name_copying`: the name accuracy when the items held the name, how often their ADs
-named two or more characters, and the accuracy then). Values ×100, a Markdown table on stdout.
+For the Table 6 runs (DSM top k vs the last k items), from each run's ``eval/test-oracle`` folder: name accuracy
+(its ``metrics.json``) and, from its ``predictions.jsonl`` (:func:`moviead.ablation.runner.context_metrics`),
+``context_name_recall`` and ``context_place_precision`` (how often the items given held the reference's name, and
+the share of context ADs from the reference's storyline), ``name_acc_in_context``, ``context_several_names`` and
+``name_acc_several_names`` (the name accuracy when the items held the name, how often their ADs named two or more
+characters, and the accuracy then). Values ×100, a Markdown table on stdout.
 
 Usage::
 
@@ -21,20 +21,20 @@ import argparse
 import json
 from pathlib import Path
 
-from moviead.metrics.toy import toy_context_selection, toy_name_copying, toy_slot_accuracy
+from moviead.ablation.runner import context_metrics
+from moviead.plots import read_metrics
 
 RUNS = ("loco_dsm_k2", "loco_recent_2", "loco_dsm_k3", "loco_recent_3", "loco_dsm_k3_similarity")
 COLUMNS = ("name_acc", "context_name_recall", "context_place_precision", "name_acc_in_context",
            "context_several_names", "name_acc_several_names")
 
 
-def run_figures(predictions: Path) -> dict[str, float]:
-    """The :data:`COLUMNS` of one ``predictions.jsonl``."""
-    rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
-    context = [[(item["ad"], " ".join(item["subtitles"])) for item in row.get("context", [])] for row in rows]
-    figures = toy_slot_accuracy([r["gt"] for r in rows], [r["pred"] for r in rows])
-    figures.update(toy_context_selection((r["gt"], c) for r, c in zip(rows, context)))
-    figures.update(toy_name_copying((r["gt"], r["pred"], c) for r, c in zip(rows, context)))
+def run_figures(folder: Path) -> dict[str, float]:
+    """The :data:`COLUMNS` of one ``moviead evaluate`` folder: ``name_acc`` from its ``metrics.json``, the rest from
+    its ``predictions.jsonl`` (:func:`moviead.ablation.runner.context_metrics`)."""
+    lines = (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    figures = {"name_acc": read_metrics(folder / "metrics.json")["name_acc"],
+               **context_metrics([json.loads(line) for line in lines if line.strip()])}
     return {name: figures[name] for name in COLUMNS}
 
 
@@ -51,9 +51,9 @@ def main() -> None:
     print("|---|---|" + "---|" * len(COLUMNS))
     for run in args.runs.split(","):
         for seed in seeds:
-            predictions = seed / run / "eval" / f"{args.split}-oracle" / "predictions.jsonl"
-            cells = ([f"{100 * value:.1f}" for value in run_figures(predictions).values()] if predictions.is_file()
-                     else ["–"] * len(COLUMNS))
+            folder = seed / run / "eval" / f"{args.split}-oracle"
+            cells = ([f"{100 * value:.1f}" for value in run_figures(folder).values()]
+                     if (folder / "predictions.jsonl").is_file() else ["–"] * len(COLUMNS))
             print(f"| {run} | {seed.name.removeprefix('seed')} | " + " | ".join(cells) + " |")
 
 

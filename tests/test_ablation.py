@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from moviead.ablation.runner import (
-    WORLD_THREADS,
     AblationPaths,
     AblationRunner,
     ensure_world,
@@ -318,43 +316,25 @@ def test_rows_by_name_or_prefix_keep_only_the_runs_they_need(tmp_path):
 
 def test_a_stage2_runs_training_and_evaluation_share_one_subprocess(tmp_path, monkeypatch):
     """The default executor: one `moviead.cli_sequence` subprocess per Stage-II run (train, then evaluate), the
-    world and Stage-I trainings alone; the results equal those of the commands run one by one. The world's commands
-    run before any run, at ``WORLD_THREADS`` whatever ``--jobs``; the runs share the machine's threads."""
+    world and Stage-I trainings alone; the results equal those of the commands run one by one; the world first."""
     spec = load_spec(_spec_file(tmp_path, TINY))
     fake = FakeExecutor({(0, "good"): 0.5, (0, "bad"): 0.4, (1, "good"): 0.6, (1, "bad"): 0.3})
-    launched: list[tuple[list[str], bool]] = []
+    launched: list[list[str]] = []
 
-    def subprocess_(self, command, log, what=None, threads=None):
+    def subprocess_(self, command, log, what=None):
         if command[1:3] == ["-m", "moviead.cli_sequence"]:
-            launched.append(([c[0] for c in json.loads(command[3])], threads))
+            launched.append([c[0] for c in json.loads(command[3])])
             for arguments in json.loads(command[3]):
                 fake([sys.executable, "-m", "moviead", *arguments], log)
         else:
-            launched.append(([command[3]], threads))
+            launched.append([command[3]])
             fake(command, log)
 
     monkeypatch.setattr(AblationRunner, "_subprocess", subprocess_)
     results = AblationRunner(spec, tmp_path / "out", jobs=2).run()
-    assert launched[0] == (["make-toy-data"], WORLD_THREADS) and WORLD_THREADS == 1
-    assert sorted(launched[1:]) == sorted([(["train"], None)] * 2 + [(["train", "evaluate"], None)] * 4)
+    assert launched[0] == ["make-toy-data"]
+    assert sorted(launched[1:]) == sorted([["train"]] * 2 + [["train", "evaluate"]] * 4)
     assert results[(1, "good")].metrics["oracle"]["cider"] == 0.6
-
-
-@pytest.mark.parametrize(("jobs", "threads", "expected"), [(2, None, "2"), (1, None, "4"), (1, 1, "1")])
-def test_a_subprocess_gets_its_share_of_the_cpu_threads_or_the_number_asked(tmp_path, monkeypatch, jobs, threads,
-                                                                           expected):
-    """4 CPUs: a run's subprocess gets 4 / jobs threads, a world command the number it is given."""
-    seen: dict[str, str] = {}
-
-    def run(command, stdout, stderr, env, check):
-        seen.update(env)
-        return subprocess.CompletedProcess(command, 0)
-
-    monkeypatch.setattr("moviead.ablation.runner.os.cpu_count", lambda: 4)
-    monkeypatch.setattr("moviead.ablation.runner.subprocess.run", run)
-    runner = AblationRunner(load_spec(_spec_file(tmp_path, TINY)), tmp_path / "out", jobs=jobs)
-    runner._subprocess([sys.executable, "-m", "moviead", "train"], tmp_path / "log.txt", threads=threads)
-    assert seen["OMP_NUM_THREADS"] == seen["MKL_NUM_THREADS"] == expected
 
 
 def test_the_sequence_runs_moviead_commands_in_order_and_stops_at_the_first_failure(monkeypatch, capsys):

@@ -67,7 +67,8 @@ def cmd_pretrain_toy_lm(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else pretrained_decoder_dir(args.data)
     print(f"pretraining the toy decoder of {args.data} on {args.movies} toy movies it does not hold, {args.steps} steps")
-    report = pretrain_toy_lm(args.data, out, steps=args.steps, movies=args.movies, seed=args.seed)
+    report = pretrain_toy_lm(args.data, out, steps=args.steps, movies=args.movies, seed=args.seed,
+                             threads=args.threads)
     print(f"wrote {out} in {report.seconds:.0f} s; held-out movies: token loss {report.loss_before:.3f} -> "
           f"{report.loss_after:.3f}, names copied {100 * report.name_copy_before:.1f} % -> "
           f"{100 * report.name_copy_after:.1f} % of {report.names_checked}")
@@ -263,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--steps", type=int, default=1000, help="optimiser steps of 16 windows of 256 tokens")
     pretrain.add_argument("--movies", type=int, default=200, help="pretraining movies (20 more are held out)")
     pretrain.add_argument("--seed", type=int, default=0, help="seed of the windows and renamings")
+    pretrain.add_argument("--threads", type=int, default=1,
+                          help="torch CPU threads (default 1): the weights depend on the count; keep it to rebuild them")
     pretrain.set_defaults(func=cmd_pretrain_toy_lm)
 
     summary = sub.add_parser("data-summary", help="load a data config's splits and print counts and context statistics")

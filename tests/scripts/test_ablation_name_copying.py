@@ -19,6 +19,7 @@ def test_the_table_has_a_row_per_run_and_seed_and_a_dash_for_a_missing_run(tmp_p
     rows = [{"gt": "Ada inspects the ladle.", "pred": "Ada inspects the ladle.", "context": [kettle]},
             {"gt": "Cai opens the kettle.", "pred": "Ada opens the kettle.", "context": [kettle]}]
     (folder / "predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "metrics.json").write_text(json.dumps({"mode": "oracle", "name_acc": 0.5}))  # 1 of the 2 names
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), str(tmp_path / "sweep"), "--runs", "loco_dsm_k2,loco_recent_2"])
     runpy.run_path(str(SCRIPT), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()

@@ -93,12 +93,21 @@ def test_pretraining_lowers_the_held_out_loss_and_writes_a_loadable_model(world:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     lines: list[str] = []
-    report = pretrain_toy_lm(world, tmp_path / "lm", steps=30, movies=6, batch=4, window=200, progress=lines.append)
+    during: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        report = pretrain_toy_lm(world, tmp_path / "lm", steps=30, movies=6, batch=4, window=200,
+                                 progress=lambda line: lines.append(line) or during.append(torch.get_num_threads()))
+        assert torch.get_num_threads() == 2  # the caller's count comes back
+    finally:
+        torch.set_num_threads(before)
+    assert set(during) == {1} and report.threads == 1  # the weights are made at the default single thread
     assert report.loss_before > math.log(100)  # a random model over the toy vocabulary
     assert report.loss_after < report.loss_before - 1.0
     assert report.names_checked > 50 and lines[-1].startswith("  decoder pretraining step 30/30")
     saved = json.loads((tmp_path / "lm" / "pretraining.json").read_text(encoding="utf-8"))
-    assert saved["steps"] == 30 and saved["loss_after"] == report.loss_after
+    assert saved["steps"] == 30 and saved["loss_after"] == report.loss_after and saved["threads"] == 1
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "lm")
     random = AutoModelForCausalLM.from_pretrained(world / "decoders" / "tiny-opt")
     assert model.config.to_dict()["vocab_size"] == random.config.vocab_size

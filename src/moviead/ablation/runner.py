@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -141,27 +140,23 @@ def stage2_metrics(spec: AblationSpec, paths: AblationPaths, seed: int, run: Run
         rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
         metrics["distinct_recall"] = distinctive_word_recall(
             ((r["movie"], r["index"], r["gt"], r["pred"]) for r in rows), spec.distinct_context)
-        metrics.update(toy_context_selection((r["gt"], _context_items(r)) for r in rows))
-        metrics.update(toy_name_copying((r["gt"], r["pred"], _context_items(r)) for r in rows))
+        metrics.update(context_metrics(rows))
         out[mode] = metrics
     return out
 
 
-def _context_items(row: dict) -> list[tuple[str | None, str]]:
-    """A prediction row's context items (``moviead evaluate`` writes each as ``{"ad", "subtitles": [...]}``) as
-    (AD text or None, subtitles joined); none for a row without ``context``."""
-    return [(item["ad"], " ".join(item["subtitles"])) for item in row.get("context", [])]
+def context_metrics(rows: list[dict]) -> dict[str, float]:
+    """What the context given served and what the model did with it, from ``moviead evaluate``'s prediction rows
+    (``gt``, ``pred``, ``context``: items ``{"ad", "subtitles": [...]}``; none for a row without it):
+    :func:`~moviead.metrics.toy.toy_context_selection` and :func:`~moviead.metrics.toy.toy_name_copying`."""
+    contexts = [[(item["ad"], " ".join(item["subtitles"])) for item in row.get("context", [])] for row in rows]
+    return {**toy_context_selection((row["gt"], context) for row, context in zip(rows, contexts)),
+            **toy_name_copying((row["gt"], row["pred"], context) for row, context in zip(rows, contexts))}
 
 
 def _identity(arguments: list[str]) -> list[str]:
     """What decides a run's result: its command without the logger settings (W&B group and tags)."""
     return [a for a in arguments if not a.startswith("logger.")]
-
-
-WORLD_THREADS = 1
-"""CPU threads of the world's commands (``make-toy-data``, ``pretrain-toy-lm``): fixed, so that a sweep rebuilds the
-same pretrained decoder whatever its ``--jobs`` (1 thread is how the documented tables' decoder was pretrained; at 2
-threads the same spec gave a decoder that copied 45.7 % of held-out names instead of 53.0 %)."""
 
 
 class AblationRunner:
@@ -191,12 +186,10 @@ class AblationRunner:
         for command in commands:
             self.execute(command, log)
 
-    def _subprocess(self, command: Command, log: Path, what: str | None = None, threads: int | None = None) -> None:
-        """Run ``command`` with its output appended to ``log``, with ``threads`` CPU threads (default: the machine's
-        shared between the ``jobs`` workers)."""
+    def _subprocess(self, command: Command, log: Path, what: str | None = None) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
-        count = str(threads or max(1, (os.cpu_count() or 1) // self.jobs))
-        env = {**os.environ, "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count, "HF_HUB_OFFLINE": "1",
+        threads = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(f"$ {' '.join(command)}\n")
@@ -237,10 +230,7 @@ class AblationRunner:
 
     def run(self) -> dict[tuple[int, str], RunResult]:
         """Every (seed, run) of the spec: Stage-I runs are queued first, a Stage-II run waits for its Stage-I."""
-        # the world and its decoder's pretraining, before any run, at WORLD_THREADS whatever --jobs: the pretrained
-        # decoder's floating-point arithmetic depends on the thread count, and every Stage-II run starts from it
-        before_runs = partial(self._subprocess, threads=WORLD_THREADS) if self._one_process else self.execute
-        data_root = ensure_world(self.spec, self.paths, before_runs).resolve()
+        data_root = ensure_world(self.spec, self.paths, self.execute).resolve()
         ordered = sorted(self.spec.runs.values(), key=lambda r: r.stage)
         futures: dict[tuple[int, str], Future] = {}
         started = time.monotonic()

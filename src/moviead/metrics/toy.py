@@ -60,7 +60,7 @@ def toy_context_selection(rows: Iterable[tuple[str, Sequence[tuple[str | None, s
             continue
         if gt.name.lower() != "someone":
             named += 1
-            recalled += any(mentioned(f"{ad or ''} {subs}", [gt.name]) for ad, subs in context)
+            recalled += _holds_name(context, gt.name)
         for ad, _ in context:
             item = parse_toy_text(ad) if ad else None
             if item is not None:
@@ -88,7 +88,7 @@ def toy_name_copying(rows: Iterable[tuple[str, str, Sequence[tuple[str | None, s
         gt = parse_toy_text(reference)
         if gt is None or gt.name.lower() == "someone":
             continue
-        if not any(mentioned(f"{ad or ''} {subs}", [gt.name]) for ad, subs in context):
+        if not _holds_name(context, gt.name):
             continue
         guess = parse_toy_text(prediction)
         correct = guess is not None and guess.name == gt.name
@@ -102,3 +102,8 @@ def toy_name_copying(rows: Iterable[tuple[str, str, Sequence[tuple[str | None, s
     return {"name_acc_in_context": right / in_context if in_context else 0.0,
             "context_several_names": several / in_context if in_context else 0.0,
             "name_acc_several_names": several_right / several if several else 0.0}
+
+
+def _holds_name(context: Sequence[tuple[str | None, str]], name: str) -> bool:
+    """Whether one of the context items ``(ad_text or None, subtitles)`` mentions ``name``."""
+    return any(mentioned(f"{ad or ''} {subs}", [name]) for ad, subs in context)

@@ -13,7 +13,7 @@ training movies with the names would give each name the look of its storyline th
 in one setting), which holds for the training movies only: on the ablations' world (v2, 12 movies, seed 0),
 ranking the 10 previous ADs by cos(tower(AD), clip mean frame), the same-storyline share of the top 2 was 1.000 on
 the training movies and 0.941 on the validation movies with the names, 1.000 and 1.000 without
-(``test_the_toy_tower_reads_no_character_name``).
+(``scripts/text_tower_probe.py``; ``tests/toy/test_world_v2.py`` checks it on its own world).
 """
 
 from __future__ import annotations
