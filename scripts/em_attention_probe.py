@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from moviead.data.formats.mad import index_by_movie, read_ad_csv, read_split_json, read_subtitles_csv
 from moviead.data.frames import interval_frames
-from moviead.models.em_attention import ContextualEMAttention
+from moviead.models.em_attention import BASES_FROM, ContextualEMAttention
 from moviead.toy.grammar_v2 import parse_toy_text
 
 
@@ -55,15 +55,18 @@ def clip(signal: np.ndarray, start: float, end: float, frames: int, fps: float) 
     return signal[np.linspace(first, min(last, len(signal) - 1), frames).round().astype(int)]
 
 
-def load(root: Path, frames: int, context: int, fps: float) -> list[dict]:
-    """One record per AD with ``context`` previous ADs: its clip, the previous clips, labels, held-out flag."""
+def load(root: Path, frames: int, context: int, fps: float, held_out_split: str = "VAL") -> list[dict]:
+    """One record per AD with ``context`` previous ADs: its clip, the previous clips, labels, held-out flag (the AD's
+    movie is in ``held_out_split``; TRAIN movies are the probe's training set, the other splits are left out)."""
     mad = root / "mad"
     movies = index_by_movie(read_ad_csv(mad / "mad-v2-ad-named.csv"), read_subtitles_csv(mad / "mad-v2-subs.csv"))
     split = read_split_json(mad / "mad_split.json")
-    held_out = set(split.get("VAL", [])) | set(split["EVAL"])
+    held_out = set(split[held_out_split])
     records = []
     with h5py.File(mad / "CLIP_L14_frames_features_5fps.h5", "r") as h5:
         for movie, annotations in movies.items():
+            if movie not in held_out and movie not in set(split["TRAIN"]):
+                continue
             signal = h5[movie][()].astype(np.float32)
             ads = annotations.ads
             for i in range(context, len(ads)):
@@ -99,22 +102,29 @@ def main() -> None:
     parser.add_argument("--lam", type=float, default=10.0)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--held-out", default="VAL", choices=["VAL", "EVAL"],
+                        help="the split the probe is scored on (VAL: the one to decide on; EVAL is the test movies)")
     args = parser.parse_args()
-    records = load(args.world, args.frames, args.context, args.fps)
-    em = ContextualEMAttention(records[0]["clip"].shape[1], num_bases=args.bases, n_iters=args.iters, lam=args.lam,
-                               output="both")
+    records = load(args.world, args.frames, args.context, args.fps, args.held_out)
     clips = torch.from_numpy(np.stack([r["clip"] for r in records]))  # (N, F, D)
     contexts = torch.from_numpy(np.stack([r["context"] for r in records]))  # (N, C*F, D)
-    representations = views(em, clips, contexts)
-    # the previous clip, seen the same way (its own neighbours: the clips before it, one fewer)
-    previous = views(em, contexts[:, -args.frames:], contexts[:, : -args.frames])
+    representations, previous = {}, {}
+    for bases_from in BASES_FROM:
+        em = ContextualEMAttention(clips.shape[-1], num_bases=args.bases, n_iters=args.iters, lam=args.lam,
+                                   output="both", bases_from=bases_from)
+        representations.update(views(em, clips, contexts))
+        # the previous clip, seen the same way (its own neighbours: the clips before it, one fewer)
+        previous.update(views(em, contexts[:, -args.frames:], contexts[:, : -args.frames]))
     train = [i for i, r in enumerate(records) if not r["held_out"]]
     test = [i for i, r in enumerate(records) if r["held_out"]]
     print(f"{len(train)} training and {len(test)} held-out ADs; K = {args.bases}, lambda = {args.lam}, "
           f"{args.iters} iterations, {args.context} neighbouring clips of {args.frames} frames")
-    energy = (representations["residual"].norm(dim=-1) ** 2).mean() / (representations["frames"].norm(dim=-1) ** 2).mean()
-    print(f"residual energy / frame energy (clip means): {float(energy):.3f}")
-    print("| representation | action acc (held out) | object acc (held out) | cos with the previous clip's |")
+    for bases_from in BASES_FROM:
+        energy = ((representations[f"residual [{bases_from}]"].norm(dim=-1) ** 2).mean()
+                  / (representations["frames"].norm(dim=-1) ** 2).mean())
+        print(f"residual energy / frame energy (clip means), bases from {bases_from}: {float(energy):.3f}")
+    print(f"| representation | action acc ({args.held_out}) | object acc ({args.held_out}) | "
+          "cos with the previous clip's |")
     print("|---|---|---|---|")
     for name, rep in representations.items():
         x = rep.numpy()
@@ -130,11 +140,12 @@ def views(em: ContextualEMAttention, clips: torch.Tensor, contexts: torch.Tensor
     out = em(clips, torch.ones(clips.shape[:2], dtype=torch.bool), contexts,
              torch.ones(contexts.shape[:2], dtype=torch.bool))
     frames = F.normalize(clips, dim=-1) if em.normalize_input else clips
+    tag = f" [{em.bases_from}]"
     return {
         "frames": frames.mean(1),
-        "residual": out.residual.mean(1),
-        "reconstruction": (frames - out.residual).mean(1),
-        "bases + residual": torch.cat([out.bases.mean(1), out.residual.mean(1)], dim=-1),
+        "residual" + tag: out.residual.mean(1),
+        "reconstruction" + tag: (frames - out.residual).mean(1),
+        "bases + residual" + tag: torch.cat([out.bases.mean(1), out.residual.mean(1)], dim=-1),
     }
 
 if __name__ == "__main__":

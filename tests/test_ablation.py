@@ -64,6 +64,11 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     assert not resolved["distinct_no_em"].captioning.distinct.em_attention
     assert resolved["distinct_lambda_dw_0"].captioning.distinct.lambda_dw == 0
     assert resolved["distinct_full"].captioning.distinct.lambda_dw > 0
+    em_runs = [n for n, cfg in resolved.items() if n.startswith("distinct_") and cfg.captioning.distinct.em_attention]
+    assert sorted(n for n in em_runs if resolved[n].captioning.distinct.bases_from == "context") == [
+        "distinct_full", "distinct_lambda_dw_0"]
+    assert resolved["distinct_em_clip_and_context"].captioning.distinct.bases_from == "clip_and_context"
+    assert resolved["distinct_em_clip_and_context"].captioning.distinct.lambda_dw > 0
     assert all(cfg.seed == 1 for cfg in resolved.values())
     assert resolved["loco_dsm_k3"].captioning.stage1.endswith("seed1/pme/export")
     focused = {name: cfg for name, cfg in resolved.items() if name.startswith("focused_")}
@@ -75,7 +80,7 @@ def test_every_run_of_the_toy_spec_resolves_to_a_valid_config(tmp_path):
     # every Stage-II run alike: the spec's stage2_common (60 epochs, validation every 2nd) and the tiny recipes'
     # name swap; the Stage-I runs keep their recipe's epochs
     stage2 = [name for name, run in spec.runs.items() if run.stage == 2]
-    assert len(stage2) == 17
+    assert len(stage2) == 18
     assert all(resolved[n].trainer.max_epochs == 60 and resolved[n].trainer.check_val_every_n_epoch == 2
                and resolved[n].captioning.name_swap.enabled for n in stage2)  # fmt: skip
     assert resolved["pme"].trainer.max_epochs == 8 and resolved["clip_global"].trainer.max_epochs < 60

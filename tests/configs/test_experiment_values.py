@@ -37,10 +37,12 @@ PME = {"task": "pme_alignment", "data.dataset": "mad", "pme.model.num_hidden_lay
 UNNAMED = {"data.text_variant": "unnamed"}
 ABLATION = {"captioning.decoder.lm": OPT_350M}  # "In the ablation experiments, we use OPT-350M."
 
-# DistinctAD Stage-II (SPEC §5.3): frames → EM attention (K = 16, 3 iterations) over the clip and its 3 previous
-# clips, distinctive-word loss λ_dw = 0.5, GPT-2; no DSM.
+# DistinctAD Stage-II (SPEC §5.3): frames → EM attention (K = 16, 3 iterations) over the clip's 3 previous clips
+# (bases from the neighbours only: our reading, configs/stage2/distinctad.yaml), distinctive-word loss λ_dw = 0.5,
+# GPT-2; no DSM.
 DISTINCTAD = {"task": "captioning", "captioning.method": "distinctad", "data.dataset": "mad",
               "captioning.context_size": 3, "captioning.distinct.em_attention": True,
+              "captioning.distinct.bases_from": "context",
               "captioning.distinct.num_bases": 16, "captioning.distinct.n_iters": 3,
               "captioning.distinct.lambda_dw": 0.5, "captioning.decoder.lm": "gpt2"}
 CLIP_ADAPT = {"task": "clip_adaptation", "clip.mode": "adapter", "clip.clip_model": "ViT-L-14",
@@ -94,6 +96,7 @@ EXPECTED: dict[str, dict] = {
     "distinctad/no_em.yaml": {**DISTINCTAD, "captioning.distinct.em_attention": False},
     "distinctad/bases_k8.yaml": {**DISTINCTAD, "captioning.distinct.num_bases": 8},
     "distinctad/bases_k32.yaml": {**DISTINCTAD, "captioning.distinct.num_bases": 32},
+    "distinctad/bases_from_clip_and_context.yaml": {**DISTINCTAD, "captioning.distinct.bases_from": "clip_and_context"},
     "distinctad/lambda_dw_00.yaml": {**DISTINCTAD, "captioning.distinct.lambda_dw": 0.0},
     "distinctad/lambda_dw_10.yaml": {**DISTINCTAD, "captioning.distinct.lambda_dw": 1.0},
     "distinctad/stage1_global_and_frame_word.yaml": CLIP_ADAPT,

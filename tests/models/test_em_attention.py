@@ -137,3 +137,49 @@ def test_one_iteration_learns_the_initial_bases_and_init_is_reproducible() -> No
     assert isinstance(first.initial_bases, torch.nn.Parameter)  # one iteration: it carries the gradient
     assert torch.equal(first.initial_bases, second.initial_bases)  # seeded, whatever the global RNG
     assert torch.allclose(first.initial_bases.norm(dim=-1), torch.ones(3))
+
+
+def test_bases_from_the_context_alone_ignore_the_clip_and_leave_its_own_content_in_the_residual() -> None:
+    """``bases_from="context"``: the same hand example as above with the current frames left out of EM.
+
+    X = [1,1] (context) and one padded context frame; μ⁰ = I, λ = ln 2: Z = [1/2, 1/2], so both bases are [1,1]/√2.
+    The current frames are then projected onto them: any weights give [1,1]/√2, so the residual is x − [1,1]/√2.
+    """
+    ema = ContextualEMAttention(2, num_bases=2, n_iters=1, lam=math.log(2.0), normalize_input=False,
+                                bases_from="context")
+    with torch.no_grad():
+        ema.initial_bases.copy_(torch.eye(2))
+    current = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
+    context = torch.tensor([[[1.0, 1.0], [50.0, -7.0]]])
+    out = ema(current, torch.ones(1, 2, dtype=torch.bool), context, torch.tensor([[True, False]]))
+    root = 1 / math.sqrt(2.0)
+    assert out.bases[0].tolist() == [pytest.approx([root, root], abs=1e-6)] * 2
+    assert out.responsibilities[0].tolist() == [pytest.approx([0.5, 0.5], abs=1e-6), [0.0, 0.0]]
+    assert out.residual[0].tolist() == [pytest.approx([1 - root, -root], abs=1e-6),
+                                        pytest.approx([-root, 2 - root], abs=1e-6)]
+    # the bases do not move when only the current clip changes; with the SPEC's X they do
+    other = torch.tensor([[[5.0, -3.0], [-2.0, 9.0]]])
+    moved = ema(other, torch.ones(1, 2, dtype=torch.bool), context, torch.tensor([[True, False]]))
+    assert torch.equal(moved.bases, out.bases)
+    spec = ContextualEMAttention(2, num_bases=2, n_iters=1, lam=math.log(2.0), normalize_input=False)
+    with torch.no_grad():
+        spec.initial_bases.copy_(torch.eye(2))
+    spec_bases = spec(current, torch.ones(1, 2, dtype=torch.bool), context, torch.tensor([[True, False]])).bases
+    spec_moved = spec(other, torch.ones(1, 2, dtype=torch.bool), context, torch.tensor([[True, False]])).bases
+    assert (spec_bases - spec_moved).abs().max() > 0.1
+
+
+def test_bases_from_the_context_without_any_neighbour_leave_the_whole_clip_as_residual() -> None:
+    torch.manual_seed(0)
+    current, context = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    cur_mask = torch.ones(2, 5, dtype=torch.bool)
+    ctx_mask = torch.tensor([[True] * 7, [False] * 7])  # the second sample is a movie's first clip
+    out = ContextualEMAttention(16, num_bases=4, bases_from="context")(current, cur_mask, context, ctx_mask)
+    assert out.mask.tolist() == [[True] * 9, [False] * 4 + [True] * 5]  # its bases are left out of the prefix
+    assert torch.equal(out.bases[1], torch.zeros(4, 16))
+    assert torch.allclose(out.residual[1], F.normalize(current[1], dim=-1))
+    assert (out.residual[0] - F.normalize(current[0], dim=-1)).norm(dim=-1).min() > 0.01
+    with pytest.raises(ValueError, match="needs context_frames"):
+        ContextualEMAttention(16, bases_from="context")(current, cur_mask)
+    with pytest.raises(ValueError, match="bases_from must be one of"):
+        ContextualEMAttention(16, bases_from="neighbours")

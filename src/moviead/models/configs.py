@@ -160,6 +160,9 @@ class DistinctConfig:
     ema_output: str = "both"  # bases | residual | both
     grad_last_only: bool = True  # gradient through the final EM iteration only (EMANet); false: through all
     normalize_input: bool = True  # L2-normalise the frames before EM
+    # clip_and_context (SPEC): the bases are estimated from the clip's and its neighbours' frames; context: from the
+    # neighbours' only (moviead.models.em_attention)
+    bases_from: str = "clip_and_context"
     lambda_dw: float = 0.5  # L = L_GEN + lambda_dw * L_DW; 0 switches the distinctive-word loss off
     adapter: str | None = None  # a DistinctAD Stage-I export (folder or clip_adapter.safetensors), adapter mode
 

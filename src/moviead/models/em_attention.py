@@ -23,6 +23,12 @@ Choices where SPEC/EMANet leave room (the first and third are options):
   (DDP would otherwise wait for a gradient that never comes); EMANet moves its initial bases by a moving average
   of the batches' final bases, we keep them fixed: they only seed the iterations. With ``grad_last_only=False``
   (or n_iters = 1) they are a parameter learned by back-propagation through every iteration.
+- ``bases_from`` (default ``"clip_and_context"``, SPEC §5.3): X holds the current clip's frames and its neighbours'.
+  ``"context"`` estimates the bases from the neighbouring clips' frames only, so they are the context's common
+  components by construction and the current clip's residual is exactly what its context does not explain; with
+  ``"clip_and_context"`` some of the K bases can fit the current clip itself, and its residual then loses what tells
+  it apart (scripts/em_attention_probe.py measures both). A sample without any real neighbouring frame then has
+  zero bases (masked out of the prefix) and its whole clip as residual.
 - The initial bases are drawn from a generator seeded with ``init_seed``, N(0, 2/K) as EMANet, then L2-normalised,
   so rebuilding the module from its config gives the same fixed bases whatever the global RNG state.
 """
@@ -36,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 EMA_OUTPUTS = ("bases", "residual", "both")
+BASES_FROM = ("clip_and_context", "context")
 
 
 @dataclass
@@ -44,10 +51,11 @@ class EMAttentionOutput:
 
     Attributes:
         tokens: (B, Q, D) the prefix tokens: bases (Q = K), residual (Q = T) or both (Q = K + T, bases first).
-        mask: (B, Q) bool, True on real tokens (bases always, zero for a sample without any real frame; residual
-            rows follow the frame mask).
+        mask: (B, Q) bool, True on real tokens (bases: always with ``bases_from="clip_and_context"``, only where the
+            sample has a real neighbouring frame with ``"context"``; residual rows follow the frame mask).
         bases: (B, K, D) the final bases μ, unit norm.
-        responsibilities: (B, N, K) the last iteration's Z over all frames (0 on padded frames).
+        responsibilities: (B, N, K) the last iteration's Z over the frames the bases were estimated from (the clip's
+            and its neighbours', or the neighbours' only), 0 on padded frames.
         projection: (B, T, K) Z_cur, the current clip's frames against the final bases (0 on padded frames).
         residual: (B, T, D) X_cur − Z_cur μ (0 on padded frames).
     """
@@ -72,6 +80,7 @@ class ContextualEMAttention(nn.Module):
         grad_last_only: gradient through the final iteration only (EMANet); False: through every iteration.
         normalize_input: L2-normalise the frames before EM (see the module docstring).
         init_seed: seed of the initial bases.
+        bases_from: ``"clip_and_context"`` (SPEC) or ``"context"`` (the neighbours only; see the module docstring).
     """
 
     def __init__(
@@ -84,10 +93,13 @@ class ContextualEMAttention(nn.Module):
         grad_last_only: bool = True,
         normalize_input: bool = True,
         init_seed: int = 0,
+        bases_from: str = "clip_and_context",
     ) -> None:
         super().__init__()
         if output not in EMA_OUTPUTS:
             raise ValueError(f"output must be one of {EMA_OUTPUTS}, got {output!r}")
+        if bases_from not in BASES_FROM:
+            raise ValueError(f"bases_from must be one of {BASES_FROM}, got {bases_from!r}")
         if num_bases < 1 or n_iters < 1:
             raise ValueError(f"num_bases and n_iters must be >= 1, got {num_bases}, {n_iters}")
         self.num_bases = num_bases
@@ -96,6 +108,7 @@ class ContextualEMAttention(nn.Module):
         self.output = output
         self.grad_last_only = grad_last_only
         self.normalize_input = normalize_input
+        self.bases_from = bases_from
         generator = torch.Generator().manual_seed(init_seed)
         initial = F.normalize(torch.randn(num_bases, dim, generator=generator) * (2.0 / num_bases) ** 0.5, dim=-1)
         self.learned_init = not grad_last_only or n_iters == 1
@@ -149,6 +162,8 @@ class ContextualEMAttention(nn.Module):
         """
         cur_mask = frame_mask.bool()
         if context_frames is None:
+            if self.bases_from == "context":
+                raise ValueError("bases_from='context' needs context_frames (B, M, D) and context_mask (B, M)")
             x_all, mask_all = frames, cur_mask
         else:
             if context_mask is None:
@@ -158,10 +173,16 @@ class ContextualEMAttention(nn.Module):
         if self.normalize_input:
             x_all = F.normalize(x_all, dim=-1)
         x_cur = x_all[:, : frames.shape[1]]
-        bases, z = self.em(x_all, mask_all)
+        if self.bases_from == "context":
+            em_x, em_mask = x_all[:, frames.shape[1]:], mask_all[:, frames.shape[1]:]
+            has_context = em_mask.any(dim=1)  # (B,)
+        else:
+            em_x, em_mask, has_context = x_all, mask_all, torch.ones_like(cur_mask[:, 0])
+        bases, z = self.em(em_x, em_mask)
+        bases = bases * has_context[:, None, None].to(bases.dtype)  # no neighbour: zero bases, the clip is residual
         projection = self.e_step(x_cur, bases, cur_mask)  # (B, T, K)
         residual = (x_cur - torch.einsum("btk,bkd->btd", projection, bases)) * cur_mask.unsqueeze(-1).to(x_cur.dtype)
-        base_mask = torch.ones(bases.shape[:2], dtype=torch.bool, device=bases.device)
+        base_mask = has_context[:, None].expand(bases.shape[:2]).clone()
         if self.output == "bases":
             tokens, mask = bases, base_mask
         elif self.output == "residual":

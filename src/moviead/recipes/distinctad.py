@@ -46,6 +46,7 @@ def build(cfg: DictConfig, run_dir: Path | None = None) -> Recipe:
         em_attention = ContextualEMAttention(
             dim, num_bases=d.num_bases, n_iters=d.n_iters, lam=d.lam, output=d.ema_output,
             grad_last_only=d.grad_last_only, normalize_input=d.normalize_input,
+            bases_from=d.bases_from,
         )
         neighbours = context
     targets = None
