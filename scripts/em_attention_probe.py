@@ -4,8 +4,8 @@ For every AD of the world's MAD part with ``--context`` previous ADs, the clip's
 frames of its interval) and those of the previous ADs' intervals (DistinctAD's neighbouring clips, as the recipe
 builds them) go through :class:`~moviead.models.em_attention.ContextualEMAttention` with the tiny recipe's settings
 (its initial bases are a fixed buffer: the module has no trained weights, so what it keeps is decided here). The
-probe reports, for each representation of the clip, the held-out (VAL + EVAL movies) accuracy of a ridge classifier
-fitted on the training movies for the AD's **action** and **object** (what tells a clip apart in world v2), and the
+probe reports, for each representation of the clip, the held-out (VAL movies; ``--held-out EVAL``: the test
+movies) accuracy of a ridge classifier fitted on the training movies for the AD's **action** and **object** (what tells a clip apart in world v2), and the
 mean cosine of the clip's representation with the previous clip's (lower = more distinct from its neighbour):
 
 - ``frames``: the mean of the clip's frames (what the no-EM ablation gives the projector, as tokens);
@@ -17,20 +17,21 @@ Usage (world from ``moviead make-toy-data --world v2 --movies 12 --out DIR``)::
 
     .venv/bin/python scripts/em_attention_probe.py DIR [--bases 8] [--lam 10] [--iters 3] [--context 3]
 
-Measured on 2026-12-02 (the ablations' world: 12 movies, seed 0; 273 training and 153 held-out ADs; the tiny
-recipe's K = 8, lambda = 10, 3 iterations, 3 neighbouring clips of 8 frames), held-out action / object accuracy and
-the cosine with the previous clip's representation:
+Measured on 2026-12-03 (the ablations' world: 12 movies, seed 0; 273 TRAIN and 73 VAL ADs; the tiny recipe's
+K = 8, lambda = 10, 3 iterations, 3 neighbouring clips of 8 frames), VAL action / object accuracy and the cosine with
+the previous clip's representation, for bases estimated from the clip and its neighbours (SPEC) and from the
+neighbours only (``bases_from: context``, the recipe's since session 14):
 
-    frames            1.000 / 1.000   0.595
-    residual          0.706 / 0.712   0.445
-    reconstruction    0.699 / 0.699   0.828
-    bases + residual  0.915 / 0.804   0.895
+    frames                               1.000 / 1.000   0.597
+    residual [clip_and_context]          0.699 / 0.685   0.442
+    bases + residual [clip_and_context]  0.904 / 0.726   0.896
+    residual [context]                   0.959 / 0.973   0.094
+    bases + residual [context]           1.000 / 1.000   0.601
 
-The residual is less like its neighbour's than the frames are (the premise's direction), but with 8 bases over 32
-frames the bases also fit the current clip, so the residual keeps only part of what tells the clip apart, and the
-bases (shared with the neighbours' EM) make the whole prefix more like the previous clip's than the frames are. With
-K = 2 (probe only; the recipe keeps 8): residual 0.882 / 0.908, bases + residual 1.000 / 0.993, 0.854; K = 4:
-0.778 / 0.778 and 0.948 / 0.902; K = 16: 0.719 / 0.712 and 0.882 / 0.824.
+With the clip in the EM, some of the 8 bases fit the clip itself (its residual keeps 17 % of the frames' energy),
+so the residual loses what tells the clip apart; from the neighbours only, the bases hold what the context shares and
+the residual keeps the clip's action and object. (2026-12-02, VAL + EVAL scored together, SPEC's X only: K = 2
+gave residual 0.882 / 0.908, K = 4 0.778 / 0.778, K = 16 0.719 / 0.712; probe only, the recipe keeps 8.)
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ def load(root: Path, frames: int, context: int, fps: float, held_out_split: str 
     mad = root / "mad"
     movies = index_by_movie(read_ad_csv(mad / "mad-v2-ad-named.csv"), read_subtitles_csv(mad / "mad-v2-subs.csv"))
     split = read_split_json(mad / "mad_split.json")
-    held_out = set(split[held_out_split])
+    held_out, train = set(split[held_out_split]), set(split["TRAIN"])
     records = []
     with h5py.File(mad / "CLIP_L14_frames_features_5fps.h5", "r") as h5:
         for movie, annotations in movies.items():
-            if movie not in held_out and movie not in set(split["TRAIN"]):
+            if movie not in held_out and movie not in train:
                 continue
             signal = h5[movie][()].astype(np.float32)
             ads = annotations.ads

@@ -178,8 +178,9 @@ class ContextualEMAttention(nn.Module):
             has_context = em_mask.any(dim=1)  # (B,)
         else:
             em_x, em_mask, has_context = x_all, mask_all, torch.ones_like(cur_mask[:, 0])
+        # EM over frames that are all padding gives zero bases (Z = 0, normalise(0) = 0): no neighbour, the clip is
+        # all residual
         bases, z = self.em(em_x, em_mask)
-        bases = bases * has_context[:, None, None].to(bases.dtype)  # no neighbour: zero bases, the clip is residual
         projection = self.e_step(x_cur, bases, cur_mask)  # (B, T, K)
         residual = (x_cur - torch.einsum("btk,bkd->btd", projection, bases)) * cur_mask.unsqueeze(-1).to(x_cur.dtype)
         base_mask = has_context[:, None].expand(bases.shape[:2]).clone()
