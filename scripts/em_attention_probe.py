@@ -5,8 +5,9 @@ frames of its interval) and those of the previous ADs' intervals (DistinctAD's n
 builds them) go through :class:`~moviead.models.em_attention.ContextualEMAttention` with the tiny recipe's settings
 (its initial bases are a fixed buffer: the module has no trained weights, so what it keeps is decided here). The
 probe reports, for each representation of the clip, the held-out (VAL movies; ``--held-out EVAL``: the test
-movies) accuracy of a ridge classifier fitted on the training movies for the AD's **action** and **object** (what tells a clip apart in world v2), and the
-mean cosine of the clip's representation with the previous clip's (lower = more distinct from its neighbour):
+movies) accuracy of a ridge classifier fitted on the training movies for the AD's **action** and **object** (what
+tells a clip apart in world v2), and the mean cosine of the clip's representation with the previous clip's (lower =
+more distinct from its neighbour):
 
 - ``frames``: the mean of the clip's frames (what the no-EM ablation gives the projector, as tokens);
 - ``residual``: the mean of X_cur - Z_cur mu (what ``ema_output: residual`` adds);
