@@ -48,10 +48,10 @@ install: $(PY)  ## create .venv, install moviead + dev extra with uv (torch pinn
 	@$(PY) -c "import torch, moviead; print(f'moviead {moviead.__version__} on torch {torch.__version__}')"
 
 test:  ## run the fast test suite offline (not the tests marked slow)
-	$(PY) -m pytest -m "not slow and not gpu" -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -m "not slow and not gpu" -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 test-all:  ## run every CPU test, the slow ones too
-	$(PY) -m pytest -m "not gpu" -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -m "not gpu" -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 lint:  ## byte-compile everything and check the import rules
 	$(PY) -m compileall -q src stages datamodules tests bench

@@ -1,10 +1,11 @@
+import re
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from moviead.cli import main
-from moviead.config import ConfigError, ContextMode, load_config, save_config
+from moviead.config import ConfigError, ContextMode, ExperimentConfig, load_config, save_config, schema_defaults
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -24,6 +25,30 @@ def test_unknown_key_names_the_nearest_valid_key(tmp_path: Path) -> None:
     bad.write_text("captioning:\n  contxt_size: 3\n")
     with pytest.raises(ConfigError, match=r"unknown key 'captioning.contxt_size'.*Did you mean 'captioning.context_size'"):
         load_config([bad])
+
+
+def test_a_bad_key_names_the_file_that_holds_it_among_several(tmp_path: Path) -> None:
+    """The layers merge in one call; the error still names the one layer at fault (files, then overrides)."""
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("loader:\n  batch_size: 4\n")
+    bad.write_text("loader:\n  bach_size: 4\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: unknown key 'loader.bach_size'"):
+        load_config([good, bad, good], ["seed=3"])
+    with pytest.raises(ConfigError, match=r"^override: unknown key 'loader.bach_size'"):
+        load_config([good, good], ["seed=3", "loader.bach_size=4"])
+    # the file's error comes before a malformed override
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: unknown key"):
+        load_config([good, bad], ["seed"])
+    with pytest.raises(ConfigError, match="override 'seed' is not of the form key=value"):
+        load_config([good], ["seed"])
+
+
+def test_the_schema_defaults_are_a_fresh_config_each_time() -> None:
+    first = schema_defaults()
+    first.loader.batch_size = 1234
+    second = schema_defaults()
+    assert second == OmegaConf.structured(ExperimentConfig) and second.loader.batch_size != 1234
+    assert OmegaConf.get_type(second) is ExperimentConfig
 
 
 def test_unknown_override_names_the_nearest_valid_key() -> None:

@@ -7,7 +7,9 @@ resolved config is what gets saved beside checkpoints (``save_config``).
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -283,6 +285,18 @@ def _explain(err: Exception, source: str, schema: DictConfig) -> ConfigError:
     return ConfigError(f"{source}: {message} (key '{full_key}')")
 
 
+@functools.cache
+def _schema_template() -> DictConfig:
+    """The schema defaults, built once per process: ``OmegaConf.structured`` walks every dataclass of the schema
+    (about 50 ms), a copy of its result takes about 7 ms. Never handed out: :func:`schema_defaults` copies it."""
+    return OmegaConf.structured(ExperimentConfig)
+
+
+def schema_defaults() -> DictConfig:
+    """A fresh config of the schema defaults, ``OmegaConf.structured(ExperimentConfig)`` (a copy of one built once)."""
+    return copy.deepcopy(_schema_template())
+
+
 def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
     """Merge the schema defaults, then each YAML file in order, then ``key=value`` overrides.
 
@@ -291,7 +305,7 @@ def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ())
             range (:func:`validate_config`).
         FileNotFoundError: a listed YAML file does not exist.
     """
-    cfg = merge_config_layers(OmegaConf.structured(ExperimentConfig), files, overrides)
+    cfg = merge_config_layers(schema_defaults(), files, overrides)
     OmegaConf.set_readonly(cfg, False)
     return cfg  # type: ignore[return-value]
 
@@ -339,6 +353,20 @@ def expand_config_files(files: Sequence[str | Path]) -> list[tuple[Path, DictCon
     return layers
 
 
+_MERGE_ERRORS = (ConfigKeyError, ConfigAttributeError, ValidationError)
+
+
+def _layer_at_fault(cfg: DictConfig, layers: Sequence[tuple[str, DictConfig]]) -> ConfigError | None:
+    """The error of the first of ``layers`` (source name, layer) that does not merge onto ``cfg`` and the ones
+    before it, naming that source; None when they all merge."""
+    for source, layer in layers:
+        try:
+            cfg = OmegaConf.merge(cfg, layer)
+        except _MERGE_ERRORS as err:
+            return _explain(err, source, schema_defaults())
+    return None
+
+
 def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
     """``cfg`` (already built on the schema, e.g. a checkpoint's stored config) with YAML files then overrides on top.
 
@@ -346,19 +374,17 @@ def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overr
         ConfigError: unknown key (with the nearest valid one), wrong type, or a value out of range.
         FileNotFoundError: a listed YAML file does not exist.
     """
-    schema = OmegaConf.structured(ExperimentConfig)
-    for path, layer in expand_config_files(files):
-        try:
-            cfg = OmegaConf.merge(cfg, layer)
-        except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
-            raise _explain(err, str(path), schema) from None
+    layers = [(str(path), layer) for path, layer in expand_config_files(files)]
     bad = [item for item in overrides if "=" not in item]
+    if not bad:
+        layers.append(("override", OmegaConf.from_dotlist(list(overrides))))
+    try:  # one merge for all layers: each OmegaConf.merge call copies the whole config first
+        merged = OmegaConf.merge(cfg, *(layer for _, layer in layers))
+    except _MERGE_ERRORS as err:
+        raise _layer_at_fault(cfg, layers) or _explain(err, "config", schema_defaults()) from None
     if bad:
         raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except (ConfigKeyError, ConfigAttributeError, ValidationError) as err:
-        raise _explain(err, "override", schema) from None
+    cfg = merged
     return validate_config(cfg)  # type: ignore[arg-type]
 
 

@@ -19,7 +19,9 @@ from moviead.metrics.captioning import (
     score_tokenized,
 )
 
-pytestmark = pytest.mark.skipif(captioning.shutil.which("java") is None, reason="pycocoevalcap needs java")
+# the tests that start METEOR's java (about 10 s) share one worker under `--dist loadgroup` (make test): one start
+pytestmark = [pytest.mark.skipif(captioning.shutil.which("java") is None, reason="pycocoevalcap needs java"),
+              pytest.mark.xdist_group("meteor")]
 
 WORDS = {
     "name": ["Tony", "Margo", "the detective", "Mark", "a woman", "O'Brien", "the old man", "Zoë"],

@@ -71,7 +71,8 @@ def moved_away(folder: Path) -> Iterator[Path]:
 
 def _evaluate(checkpoint: Path, out: Path, *data: str) -> list[str]:
     return ["evaluate", "--checkpoint", str(checkpoint), "--mode", "local", "--split", "train", "--limit-movies", "1",
-            "--out", str(out), "--bertscore-model", "none", "--no-progress", *(["--data", *data] if data else [])]
+            "--out", str(out), "--bertscore-model", "none", "--caption-metrics", "cider", "--no-progress",
+            *(["--data", *data] if data else [])]
 
 
 @pytest.mark.filterwarnings("ignore:.*does not record the hash")

@@ -17,7 +17,7 @@ from moviead.evaluation.predictions import CorruptPredictionsError, PredictionSt
 
 def _evaluate(checkpoint: Path, out: Path, *extra: str, limit: int = 1) -> list[str]:
     return ["evaluate", "--checkpoint", str(checkpoint), "--mode", "local", "--split", "train", "--limit-movies",
-            str(limit), "--out", str(out), "--bertscore-model", "none", "--no-progress", *extra]
+            str(limit), "--out", str(out), "--bertscore-model", "none", "--caption-metrics", "cider", "--no-progress", *extra]
 
 
 def _error(capsys) -> str:

@@ -104,6 +104,6 @@ def test_a_checkpoint_trained_with_relative_paths_evaluates_from_another_directo
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     argv = ["evaluate", "--checkpoint", str(checkpoint), "--mode", "local", "--split", "train", "--limit-movies", "1",
-            "--out", "eval", "--bertscore-model", "none", "--no-progress"]
+            "--out", "eval", "--bertscore-model", "none", "--caption-metrics", "cider", "--no-progress"]
     assert main(argv) == 0, capsys.readouterr().err
     assert (elsewhere / "eval" / "train-local" / "predictions.jsonl").read_text().count("\n") > 0

@@ -115,7 +115,7 @@ def test_evaluate_metrics_report_the_pace_of_its_ads(stage2_checkpoint: Path, tm
 
     assert main(["evaluate", "--checkpoint", str(stage2_checkpoint.parent.parent), "--mode", "local", "--split",
                  "train", "--limit-movies", "1", "--out", str(tmp_path), "--bertscore-model", "none",
-                 "--no-progress"]) == 0
+                 "--caption-metrics", "cider", "--no-progress"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "train-local" / "predictions.jsonl").read_text().splitlines()]
     metrics = json.loads((tmp_path / "train-local" / "metrics.json").read_text())
     expected = rate_figures(rows, 2.7)

@@ -20,6 +20,8 @@ from moviead.evaluation.decode import DecodeSettings, decode_split
 from moviead.recipes.checkpoint import load_captioner_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
+# the tests that start METEOR's java (about 10 s) share one worker under `--dist loadgroup` (make test): one start
+pytestmark = pytest.mark.xdist_group("meteor")
 
 
 def _first_ads(data, per_movie: int, movies: int):

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from moviead.cli import main
 from moviead.data.sources import load_split
 from tests.focused._focused_setup import focused_cfg
 from tests.stages._stage2 import write_untrained_stage2_checkpoint
+
+# the tests that start METEOR's java (about 10 s) share one worker under `--dist loadgroup` (make test): one start
+pytestmark = pytest.mark.xdist_group("meteor")
 
 
 def _rows(path: Path) -> list[dict]:

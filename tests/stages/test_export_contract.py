@@ -125,7 +125,7 @@ def test_resolve_checkpoint_accepts_export_run_folder_and_ckpt(short_run, tmp_pa
 def test_evaluate_accepts_the_export_folder(short_run, toy_root: Path, capsys) -> None:
     _, result = short_run
     code = main(["evaluate", "--checkpoint", str(result.export_dir), "--mode", "local", "--split", "train",
-                 "--limit-movies", "1", "--bertscore-model", "none", "--no-progress",
+                 "--limit-movies", "1", "--bertscore-model", "none", "--caption-metrics", "cider", "--no-progress",
                  "--data", str(STAGE2[-1]), f"data.root={toy_root / 'mad'}"])  # the toy data config
     assert code == 0
     folder = result.run_dir / "eval" / "train-local"  # the export's run folder, as for a .ckpt

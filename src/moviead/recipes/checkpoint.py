@@ -85,9 +85,9 @@ def check_stage1(cfg: DictConfig, recorded_sha: str | None, recorded_path: str |
 def _config_from(sections: Mapping[str, Any], config_files: Sequence[str | Path], overrides: Sequence[str]
                  ) -> DictConfig:
     """Schema defaults, then the stored ``sections``, then ``config_files``, then ``overrides``."""
-    from moviead.config import load_config, merge_config_layers
+    from moviead.config import merge_config_layers, schema_defaults
 
-    cfg = OmegaConf.merge(load_config([], []), OmegaConf.create(dict(sections)))
+    cfg = OmegaConf.merge(schema_defaults(), OmegaConf.create(dict(sections)))
     return merge_config_layers(cfg, config_files, overrides)
 
 
