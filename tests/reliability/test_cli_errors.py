@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -101,11 +99,12 @@ def test_overwrite_and_resume_together_are_refused(tmp_path: Path) -> None:
     assert "give one of them" in err and len(err.splitlines()) == 1
 
 
-def test_a_bad_flag_errors_within_2_seconds(tmp_path: Path) -> None:
-    began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "moviead", "evaluate", "--beams", "0", "--checkpoint", "x"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
-    elapsed = time.perf_counter() - began
-    assert done.returncode == 2 and done.stderr.startswith("moviead evaluate: error: argument --beams")
-    print(json.dumps({"bad_flag_to_error_s": round(elapsed, 3)}))
-    assert elapsed < 6.0  # about 0.5 s on an idle machine; the slack is for a loaded CI runner
+def test_a_bad_flag_errors_before_torch_loads(tmp_path: Path) -> None:
+    """What makes a bad flag fail fast: argparse's error comes before torch is imported. (How fast is a speed
+    figure, not a test's business: no timing here.)"""
+    script = ("import sys\nfrom moviead.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+              "    print(exit_.code, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script, "evaluate", "--beams", "0", "--checkpoint", "x"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.split() == ["2", "False"], done.stdout
+    assert done.stderr.startswith("moviead evaluate: error: argument --beams")
