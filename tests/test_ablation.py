@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,51 @@ def test_the_runner_trains_evaluates_and_resumes_without_repeating_finished_runs
     again = FakeExecutor({})
     assert AblationRunner(spec, tmp_path / "out", execute=again).run()[(0, "good")].metrics["oracle"]["cider"] == 0.5
     assert again.commands == []  # the world and every finished run are read back
+
+
+class PretrainingBesideStage1(FakeExecutor):
+    """The decoder pretraining waits (at most 20 s) for a Stage-I training to start: it sees one only when the two run
+    side by side. ``fail_pretraining``: it then exits with an error."""
+
+    def __init__(self, cider: dict[tuple[int, str], float], fail_pretraining: bool = False) -> None:
+        super().__init__(cider)
+        self.stage1_started, self.events, self.fail_pretraining = threading.Event(), [], fail_pretraining
+        self.side_by_side = False
+
+    def __call__(self, command: list[str], log: Path) -> None:
+        if command[3] == "pretrain-toy-lm":
+            self.side_by_side = self.stage1_started.wait(timeout=20)
+            self.events.append("pretraining ended")
+            if self.fail_pretraining:
+                raise RuntimeError(f"`pretrain-toy-lm` exited with 1: see {log}")
+            return
+        if command[3] == "train":
+            name = next(c for c in command if c.startswith("name=")).split("=")[1]
+            self.events.append(f"train {name}")
+            if name == "s1":
+                self.stage1_started.set()
+        super().__call__(command, log)
+
+
+def test_the_decoder_pretraining_runs_beside_the_stage1_runs_and_before_every_stage2_run(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, TINY.replace("seed: 0}", "seed: 0, pretrain_lm_steps: 7}")))
+    fake = PretrainingBesideStage1({(0, "good"): 0.5, (0, "bad"): 0.4, (1, "good"): 0.6, (1, "bad"): 0.3})
+    results = AblationRunner(spec, tmp_path / "out", jobs=2, execute=fake).run()
+    assert fake.side_by_side  # a Stage-I run started while the pretraining ran
+    ended = fake.events.index("pretraining ended")
+    stage2 = [i for i, event in enumerate(fake.events) if event in ("train good", "train bad")]
+    assert len(stage2) == 4 and min(stage2) > ended
+    assert all(result.error is None for result in results.values())
+
+
+def test_a_failed_decoder_pretraining_skips_the_stage2_runs_only(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, TINY.replace("seed: 0}", "seed: 0, pretrain_lm_steps: 7}")))
+    fake = PretrainingBesideStage1({}, fail_pretraining=True)
+    results = AblationRunner(spec, tmp_path / "out", jobs=2, execute=fake).run()
+    assert results[(0, "s1")].error is None and results[(1, "s1")].error is None
+    for key in ((0, "good"), (1, "good"), (0, "bad"), (1, "bad")):
+        assert results[key].error.startswith("the world's decoder pretraining failed: `pretrain-toy-lm` exited with 1")
+    assert not [event for event in fake.events if event in ("train good", "train bad")]
 
 
 def test_stage2_metrics_add_what_the_context_holds_and_what_the_model_does_with_it(tmp_path):

@@ -70,22 +70,33 @@ def _moviead_arguments(command: Command) -> list[str]:
 
 
 def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
-    """Write the spec's toy world under ``paths.data`` unless it is there, and pretrain its decoder when the spec
-    asks (``world.pretrain_lm_steps``) and it has not been with that many steps; returns the MAD-layout root.
+    """Write the spec's toy world under ``paths.data`` unless it is there (:func:`ensure_world_data`), then pretrain
+    its decoder when the spec asks (:func:`pretrain_world_decoder`); returns the MAD-layout root.
 
     Raises:
         AblationSpecError: ``paths.data`` holds another world (other version, movie count or seed).
     """
-    root = _ensure_world_data(spec, paths, run)
+    root = ensure_world_data(spec, paths, run)
+    pretrain_world_decoder(spec, paths, run)
+    return root
+
+
+def pretrain_world_decoder(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> None:
+    """``moviead pretrain-toy-lm`` on the written world when the spec asks (``world.pretrain_lm_steps``) and it has
+    not been pretrained with that many steps; nothing otherwise."""
     steps = spec.world.pretrain_lm_steps
     report = pretrained_decoder_dir(paths.data) / "pretraining.json"
     if steps > 0 and (not report.is_file() or json.loads(report.read_text(encoding="utf-8")).get("steps") != steps):
         run(_moviead("pretrain-toy-lm", "--data", str(paths.data), "--steps", str(steps)),
             paths.out / "logs" / "pretrain-toy-lm.log")
-    return root
 
 
-def _ensure_world_data(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
+def ensure_world_data(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
+    """Write the spec's toy world under ``paths.data`` unless it is there; returns the MAD-layout root.
+
+    Raises:
+        AblationSpecError: ``paths.data`` holds another world (other version, movie count or seed).
+    """
     marker = paths.data / "world.json"
     wanted = {"version": spec.world.version, "movies": spec.world.movies, "seed": spec.world.seed}
     if marker.is_file():
@@ -198,7 +209,10 @@ class AblationRunner:
         if code != 0:
             raise RuntimeError(f"`{what or ' '.join(command[2:5])} ...` exited with {code}: see {log}")
 
-    def _job(self, seed: int, run: RunSpec, data_root: Path, before: Future | None) -> RunResult:
+    def _job(self, seed: int, run: RunSpec, data_root: Path, before: Future | None, decoder: Future | None
+             ) -> RunResult:
+        if decoder is not None and decoder.result().error:
+            return RunResult(error=f"the world's decoder pretraining failed: {decoder.result().error}")
         if before is not None and before.result().error:
             return RunResult(error=f"its Stage-I run {run.stage1!r} failed")
         result_path = self.paths.result(seed, run.name)
@@ -228,18 +242,30 @@ class AblationRunner:
                                                       indent=1) + "\n")
         return RunResult(metrics=metrics)
 
+    def _pretraining(self) -> RunResult:
+        try:
+            pretrain_world_decoder(self.spec, self.paths, self.execute)
+        except (RuntimeError, OSError) as err:
+            return RunResult(error=str(err))
+        return RunResult(metrics={})
+
     def run(self) -> dict[tuple[int, str], RunResult]:
-        """Every (seed, run) of the spec: Stage-I runs are queued first, a Stage-II run waits for its Stage-I."""
-        data_root = ensure_world(self.spec, self.paths, self.execute).resolve()
+        """Every (seed, run) of the spec: Stage-I runs are queued first, a Stage-II run waits for its Stage-I and for
+        the world's decoder pretraining, which runs beside the Stage-I runs (one worker), not before them."""
+        data_root = ensure_world_data(self.spec, self.paths, self.execute).resolve()
         ordered = sorted(self.spec.runs.values(), key=lambda r: r.stage)
         futures: dict[tuple[int, str], Future] = {}
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.jobs) as pool, tqdm(total=len(ordered) * len(self.spec.seeds),
                                                                       desc="ablation runs", unit="run") as bar:
+            decoder = pool.submit(self._pretraining)  # first: a job only waits for jobs submitted before it
+            decoder.add_done_callback(lambda f: bar.write(
+                f"[{(time.monotonic() - started) / 60:5.1f} min] decoder pretraining: "
+                f"{'FAILED: ' + f.result().error if f.result().error else 'done'}"))
             for run in ordered:
                 for seed in self.spec.seeds:
                     before = futures[(seed, run.stage1)] if run.stage1 else None
-                    future = pool.submit(self._job, seed, run, data_root, before)
+                    future = pool.submit(self._job, seed, run, data_root, before, decoder if run.stage == 2 else None)
                     future.add_done_callback(lambda f, s=seed, r=run.name: self._report(bar, s, r, f, started))
                     futures[(seed, run.name)] = future
             results = {key: future.result() for key, future in futures.items()}
