@@ -228,8 +228,9 @@ def test_character_name_absent_from_features_but_present_in_context(toy: Path) -
     assert found / total >= 0.9, found / total
 
 
+@pytest.mark.slow  # writes the session's toy12, which only the slow learning tests read
 def test_twelve_movies_hold_two_test_movies_and_the_tiny_decoder(toy12: Path) -> None:
-    """The 12-movie set the learning tests train on (the session's ``toy12``). How fast it is written is a
+    """The 12-movie set the slow learning tests train on (the session's ``toy12``). How fast it is written is a
     speed figure, not a test's business: no timing here."""
     split = json.loads((toy12 / "mad/mad_split.json").read_text())
     assert {key: len(movies) for key, movies in split.items()} == {"TRAIN": 10, "EVAL": 2}
