@@ -1,5 +1,5 @@
-"""`make ablations QUICK=1` end to end (slow: 15.8 and 18.2 minutes on 2 cores, measured 2026-12-03 from an
-empty folder, the second beside other work; the decoder pretraining 5.6 and 6.2 of them): toy world v2, seed 0, the
+"""`make ablations QUICK=1` end to end (slow: 15.8, 18.2 and 19.7 minutes on 2 cores, measured 2026-12-03 from an
+empty folder as the machine's speed varied; the decoder pretraining 5.6 to 7.2 of them): toy world v2, seed 0, the
 Table 6 rows and DistinctAD's EM rows, trained and evaluated by `moviead ablate --quick`."""
 
 from __future__ import annotations
