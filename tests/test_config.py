@@ -5,7 +5,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from moviead.cli import main
-from moviead.config import ConfigError, ContextMode, ExperimentConfig, load_config, save_config, schema_defaults
+from moviead.config import (
+    ConfigError,
+    ContextMode,
+    ExperimentConfig,
+    load_config,
+    save_config,
+    schema_defaults,
+    schema_template,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -41,6 +49,12 @@ def test_a_bad_key_names_the_file_that_holds_it_among_several(tmp_path: Path) ->
         load_config([good, bad], ["seed"])
     with pytest.raises(ConfigError, match="override 'seed' is not of the form key=value"):
         load_config([good], ["seed"])
+
+
+def test_loading_a_config_leaves_the_shared_schema_template_as_it_was() -> None:
+    cfg = load_config([], ["seed=5"])
+    cfg.loader.batch_size = 1234
+    assert schema_template() == OmegaConf.structured(ExperimentConfig) and schema_template().seed == 0
 
 
 def test_the_schema_defaults_are_a_fresh_config_each_time() -> None:

@@ -286,15 +286,16 @@ def _explain(err: Exception, source: str, schema: DictConfig) -> ConfigError:
 
 
 @functools.cache
-def _schema_template() -> DictConfig:
-    """The schema defaults, built once per process: ``OmegaConf.structured`` walks every dataclass of the schema
-    (about 50 ms), a copy of its result takes about 7 ms. Never handed out: :func:`schema_defaults` copies it."""
+def schema_template() -> DictConfig:
+    """The schema defaults, ``OmegaConf.structured(ExperimentConfig)``, built once per process (walking every dataclass
+    of the schema takes about 50 ms). Shared: merge onto it (``OmegaConf.merge`` copies its first argument) or read it,
+    never change it; :func:`schema_defaults` gives a config of one's own."""
     return OmegaConf.structured(ExperimentConfig)
 
 
 def schema_defaults() -> DictConfig:
-    """A fresh config of the schema defaults, ``OmegaConf.structured(ExperimentConfig)`` (a copy of one built once)."""
-    return copy.deepcopy(_schema_template())
+    """A fresh config of the schema defaults: a copy of :func:`schema_template` (about 7 ms)."""
+    return copy.deepcopy(schema_template())
 
 
 def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
@@ -305,7 +306,7 @@ def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ())
             range (:func:`validate_config`).
         FileNotFoundError: a listed YAML file does not exist.
     """
-    cfg = merge_config_layers(schema_defaults(), files, overrides)
+    cfg = merge_config_layers(schema_template(), files, overrides)  # the merge returns a new config
     OmegaConf.set_readonly(cfg, False)
     return cfg  # type: ignore[return-value]
 
@@ -363,7 +364,7 @@ def _layer_at_fault(cfg: DictConfig, layers: Sequence[tuple[str, DictConfig]]) -
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except _MERGE_ERRORS as err:
-            return _explain(err, source, schema_defaults())
+            return _explain(err, source, schema_template())
     return None
 
 
@@ -381,11 +382,10 @@ def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overr
     try:  # one merge for all layers: each OmegaConf.merge call copies the whole config first
         merged = OmegaConf.merge(cfg, *(layer for _, layer in layers))
     except _MERGE_ERRORS as err:
-        raise _layer_at_fault(cfg, layers) or _explain(err, "config", schema_defaults()) from None
+        raise _layer_at_fault(cfg, layers) or _explain(err, "config", schema_template()) from None
     if bad:
         raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
-    cfg = merged
-    return validate_config(cfg)  # type: ignore[arg-type]
+    return validate_config(merged)  # type: ignore[arg-type]
 
 
 def to_yaml(cfg: DictConfig) -> str:

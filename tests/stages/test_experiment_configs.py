@@ -14,7 +14,7 @@ import lightning as L
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from moviead.config import TaskName, VisualSource, expand_config_files, merge_config_layers, schema_defaults
+from moviead.config import TaskName, VisualSource, expand_config_files, merge_config_layers, schema_template
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = sorted((CONFIGS / "experiment").rglob("*.yaml"))
@@ -49,7 +49,7 @@ TOY_STANDINS: dict[str, list[str]] = {  # rows that need inputs the toy data lac
 
 
 def toy_experiment_cfg(experiment: Path, toy_root: Path, stage1: Path, run_root: Path, cache: Path) -> DictConfig:
-    cfg = OmegaConf.merge(schema_defaults(), *(layer for _, layer in toy_layers(experiment, toy_root)))
+    cfg = OmegaConf.merge(schema_template(), *(layer for _, layer in toy_layers(experiment, toy_root)))
     force = [f"trainer.default_root_dir={run_root}", "trainer.accelerator=cpu", "trainer.precision=32-true",
              "trainer.enable_progress_bar=false", "loader.num_workers=0", "loader.batch_size=4", "loader.eval_batch_size=4"]
     if TaskName(cfg.task) == TaskName.captioning:
@@ -64,7 +64,7 @@ def toy_experiment_cfg(experiment: Path, toy_root: Path, stage1: Path, run_root:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=_ids)
 def test_experiment_resolves(experiment: Path) -> None:
-    cfg = merge_config_layers(schema_defaults(), [experiment])
+    cfg = merge_config_layers(schema_template(), [experiment])
     assert OmegaConf.to_container(cfg, resolve=True)
     assert cfg.name != "moviead"  # each row names its runs
 

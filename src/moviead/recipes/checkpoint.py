@@ -85,9 +85,9 @@ def check_stage1(cfg: DictConfig, recorded_sha: str | None, recorded_path: str |
 def _config_from(sections: Mapping[str, Any], config_files: Sequence[str | Path], overrides: Sequence[str]
                  ) -> DictConfig:
     """Schema defaults, then the stored ``sections``, then ``config_files``, then ``overrides``."""
-    from moviead.config import merge_config_layers, schema_defaults
+    from moviead.config import merge_config_layers, schema_template
 
-    cfg = OmegaConf.merge(schema_defaults(), OmegaConf.create(dict(sections)))
+    cfg = OmegaConf.merge(schema_template(), OmegaConf.create(dict(sections)))  # a new config: the template is kept
     return merge_config_layers(cfg, config_files, overrides)
 
 
