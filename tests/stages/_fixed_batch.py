@@ -1,5 +1,5 @@
-"""The fast learning check of a Stage-II recipe: its training loss on one fixed batch of toy training ADs, before and
-after a few optimiser steps on that batch, computed as the Stage-II module computes it."""
+"""A recipe's first batch of data, and the fast learning check of a Stage-II recipe: its training loss on one fixed
+batch of toy training ADs, before and after a few optimiser steps on that batch, as the Stage-II module computes it."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ from moviead.losses import CaptioningLoss
 from moviead.recipes.base import Recipe, model_batch
 
 
+def first_batch(parts: Recipe, cfg: DictConfig, stage: str = "validate") -> dict:
+    """The first collated batch of ``cfg``'s data through ``parts``' tokenizer and collator: of the validation loader
+    (``stage="validate"``) or of the training loader (``"fit"``)."""
+    datamodule = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
+    datamodule.setup(stage)
+    return next(iter(datamodule.val_dataloader() if stage == "validate" else datamodule.train_dataloader()))
+
+
 def fixed_batch_losses(parts: Recipe, cfg: DictConfig, steps: int) -> tuple[float, float]:
     """(loss before, loss after ``steps`` AdamW steps at ``cfg.optim.lr``) of ``parts.captioner`` on the first
     training batch of ``cfg``'s data, in training mode (the loss of ``moviead.stages.captioning``: ½ (GEN + CCL) with
     the DSM, + λ_dw · DW for DistinctAD)."""
-    datamodule = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
-    datamodule.setup("fit")
     captioner = parts.captioner.train()
-    tensors = model_batch(captioner, next(iter(datamodule.train_dataloader())))
+    tensors = model_batch(captioner, first_batch(parts, cfg, "fit"))
     loss = CaptioningLoss(lambda_dw=captioner.lambda_dw)
     trainable = [p for p in captioner.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=float(cfg.optim.lr))

@@ -11,13 +11,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from moviead.datamodules import build_datamodule
 from moviead.losses import CaptioningLoss
 from moviead.recipes import build_recipe
 from moviead.recipes.base import caption_batch
 from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._distinctad import distinctad_cfg
+from tests.stages._fixed_batch import first_batch
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,6 @@ def short_run(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
         "loader.eval_batch_size=4", "trainer.log_every_n_steps=1",
     )
     return cfg, train(cfg)
-
-
-def _first_batch(parts, cfg, stage: str = "validate") -> dict:
-    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
-    dm.setup(stage)
-    return next(iter(dm.val_dataloader() if stage == "validate" else dm.train_dataloader()))
 
 
 def test_distinctad_run_logs_the_distinctive_word_loss_and_saves_the_em_state(short_run) -> None:
@@ -60,7 +54,7 @@ def test_distinctad_checkpoint_reloads_with_identical_generation(short_run) -> N
     assert parts.captioner.em_attention is not None and parts.captioner.frame_adapter is None
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     assert torch.equal(parts.captioner.em_attention.initial_bases, state["captioner.em_attention.initial_bases"])
-    batch = caption_batch(_first_batch(parts, loaded), with_target=False)
+    batch = caption_batch(first_batch(parts, loaded), with_target=False)
     assert batch.neighbour_frames is not None and batch.neighbour_frames.shape[1] == 3
     settings = parts.generation_settings(loaded.captioning.generation, num_beams=1)
     first, _ = parts.captioner.eval().generate(batch, settings)
@@ -93,7 +87,7 @@ def test_adapter_front_end_feeds_the_em_attention_and_stays_frozen(toy_root: Pat
     parts = build_recipe(cfg)
     captioner = parts.captioner.train()
     assert captioner.frame_adapter is not None and not captioner.frame_adapter.training
-    out = CaptioningLoss(captioner.lambda_dw)(captioner, caption_batch(_first_batch(parts, cfg, "fit")))
+    out = CaptioningLoss(captioner.lambda_dw)(captioner, caption_batch(first_batch(parts, cfg, "fit")))
     assert torch.allclose(out.loss, out.gen + 0.5 * out.dw)  # L = L_GEN + λ_dw L_DW, no CCL
     out.loss.backward()
     assert all(p.grad is None for p in captioner.frame_adapter.parameters())
@@ -104,7 +98,7 @@ def test_no_em_ablation_reads_no_neighbours_and_keeps_the_word_loss(toy_root: Pa
     cfg = distinctad_cfg(toy_root, tmp_path, "captioning.distinct.em_attention=false")
     parts = build_recipe(cfg)
     assert parts.captioner.em_attention is None and parts.data.neighbour_clips == 0
-    batch = _first_batch(parts, cfg)
+    batch = first_batch(parts, cfg)
     assert "neighbour_frames" not in batch and "distinct_targets" in batch
     out = CaptioningLoss(parts.captioner.lambda_dw)(parts.captioner, caption_batch(batch))
     assert out.dw is not None and torch.allclose(out.loss, out.gen + 0.5 * out.dw)
