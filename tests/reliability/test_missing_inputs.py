@@ -224,3 +224,20 @@ def test_the_recorded_run_folder_finds_inputs_of_a_run_trained_under_a_relative_
         torch.save(saved, checkpoint)
         _, cfg = load_captioner(checkpoint)
     assert cfg.captioning.decoder.lm == str(moved / "inputs" / "decoder")
+
+
+def test_a_checkpoint_whose_stored_config_has_a_key_this_version_lacks_names_its_stored_config(
+        stored_run: Path, tmp_path: Path) -> None:
+    """A checkpoint written by another moviead version: the error names the key and says it is the stored config's,
+    not a YAML file's or an override's."""
+    import torch
+
+    from moviead.config import ConfigError
+
+    checkpoint = tmp_path / "other-version.ckpt"
+    saved = torch.load(stored_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    saved["moviead"]["config"]["captioning"]["from_another_version"] = 1
+    torch.save(saved, checkpoint)
+    with pytest.raises(ConfigError, match=r"the checkpoint's stored config: unknown key "
+                                          r"'captioning\.from_another_version'"):
+        load_captioner(checkpoint)

@@ -84,11 +84,12 @@ def check_stage1(cfg: DictConfig, recorded_sha: str | None, recorded_path: str |
 
 def _config_from(sections: Mapping[str, Any], config_files: Sequence[str | Path], overrides: Sequence[str]
                  ) -> DictConfig:
-    """Schema defaults, then the stored ``sections``, then ``config_files``, then ``overrides``."""
+    """Schema defaults, then the stored ``sections``, then ``config_files``, then ``overrides`` (one merge: each
+    ``OmegaConf.merge`` copies the whole config; the shared template is never changed)."""
     from moviead.config import merge_config_layers, schema_template
 
-    cfg = OmegaConf.merge(schema_template(), OmegaConf.create(dict(sections)))  # a new config: the template is kept
-    return merge_config_layers(cfg, config_files, overrides)
+    stored = ("the checkpoint's stored config", OmegaConf.create(dict(sections)))
+    return merge_config_layers(schema_template(), config_files, overrides, first=[stored])
 
 
 def _load_trainable(recipe: Recipe, state: Mapping[str, torch.Tensor], source: Path) -> None:

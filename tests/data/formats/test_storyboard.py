@@ -71,6 +71,12 @@ def test_storyboard_accepts_dict_layout_string_synopsis_and_no_detections(tmp_pa
     ({"synopses": "  "}, "item 1", "empty"),
     ({"detect characters": [{"MARA": [1, 2, 3]}]}, "item 1", "6 numbers"),
     ({"#characters": "two"}, "item 1", "non-negative integer"),
+    ({"detect characters": [{"MARA": [1, 2, 3, 4, True, 0.5]}]}, "item 1", "6 numbers"),  # a bool is no number
+    ({"detect characters": [{"MARA": [1, 2, 3, 4, float("nan"), 0.5]}]}, "item 1", "6 numbers"),
+    ({"face embeddings": [[0.6, 0.8], [1, "x"], None]}, "item 1", "'face embeddings[1]' must be a list of finite"),
+    ({"face embeddings": [[0.6, 0.8], [False, 1.0], None]}, "item 1", "'face embeddings[1]' must be a list of finite"),
+    ({"face embeddings": [[0.6, float("inf")], None, None]}, "item 1", "'face embeddings[0]' must be a list of finite"),
+    ({"face embeddings": [[0.6, 0.8], [1, 0], [0.0]]}, "item 1", "embeddings of one dimension"),
 ])
 def test_storyboard_bad_record_names_file_item_and_fix(tmp_path, changes, where, words):
     path = write_json(tmp_path, [record(), record(**changes)])

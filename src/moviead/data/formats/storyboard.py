@@ -47,8 +47,13 @@ NORM_TOLERANCE = 1e-3
 _SAFE_NAME = re.compile(r"^[^/\\\x00]+$")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+_JSON_NUMBERS = frozenset((int, float))
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    """Every item a finite JSON number (an int or a float, not a bool), checked without a Python call per item (a
+    face embedding has hundreds; a Storyboard-v2 file, thousands of them)."""
+    return set(map(type, values)) <= _JSON_NUMBERS and all(map(math.isfinite, values))
 
 
 def _bad(path: Path, record: str, key: str, expected: str, value: Any, fix: str) -> DataFormatError:
@@ -64,7 +69,7 @@ def _detections(path: Path, record: str, value: Any) -> tuple[CharacterBox, ...]
         if not isinstance(item, dict) or not item:
             raise _bad(path, record, DETECTIONS, "a list of non-empty {name: box} objects", item, fix)
         for name, box in item.items():
-            if not isinstance(box, list) or len(box) != 6 or not all(_is_number(x) for x in box):
+            if not isinstance(box, list) or len(box) != 6 or not _all_numbers(box):
                 raise _bad(path, record, f"{DETECTIONS}: {name}", "6 numbers [x1, y1, x2, y2, conf, dist]", box, fix)
             x1, y1, x2, y2, confidence, distance = (float(x) for x in box)
             if x2 < x1 or y2 < y1:
@@ -85,13 +90,13 @@ def _with_extras(path: Path, record: str, obj: Any, boxes: tuple[CharacterBox, .
         for i, vector in enumerate(embeddings):
             if vector is None:
                 continue
-            if not isinstance(vector, list) or not vector or not all(_is_number(x) for x in vector):
+            if not isinstance(vector, list) or not vector or not _all_numbers(vector):
                 raise _bad(path, record, f"{EMBEDDINGS}[{i}]", "a list of finite numbers", str(vector)[:60],
                            "write each face embedding as a list of D numbers (or null)")
             dims.add(len(vector))
         if len(dims) > 1:
             raise _bad(path, record, EMBEDDINGS, "embeddings of one dimension", sorted(dims), "embed every face alike")
-        boxes = tuple(box if e is None else replace(box, embedding=tuple(float(x) for x in e))
+        boxes = tuple(box if e is None else replace(box, embedding=tuple(map(float, e)))
                       for box, e in zip(boxes, embeddings))
     if truth is not None:
         if (not isinstance(truth, list) or len(truth) != len(boxes)
@@ -116,7 +121,7 @@ def _with_frame_boxes(path: Path, record: str, tracks: Any, boxes: tuple[Charact
             out.append(box)
             continue
         if (not isinstance(track, list) or not track
-                or not all(isinstance(b, list) and len(b) == 4 and all(_is_number(x) for x in b) for b in track)):
+                or not all(isinstance(b, list) and len(b) == 4 and _all_numbers(b) for b in track)):
             raise _bad(path, record, f"{FRAME_BOXES}[{i}]", "a non-empty list of [x1, y1, x2, y2]", str(track)[:60], fix)
         if any(b[2] < b[0] or b[3] < b[1] for b in track):
             raise _bad(path, record, f"{FRAME_BOXES}[{i}]", "boxes with x1 <= x2 and y1 <= y2", str(track)[:60], fix)
