@@ -13,7 +13,8 @@ import pytest
 from moviead.ablation.runner import (
     AblationPaths,
     AblationRunner,
-    ensure_world,
+    ensure_world_data,
+    pretrain_world_decoder,
     stage2_metrics,
     train_command,
 )
@@ -409,15 +410,16 @@ def test_the_world_decoder_is_pretrained_once_when_the_spec_asks(tmp_path):
     spec = load_spec(_spec_file(tmp_path, TINY.replace("seed: 0}", "seed: 0, pretrain_lm_steps: 7}")))
     runner = AblationRunner(spec, tmp_path / "out", execute=lambda command, log: calls.append(command[3:]))
     calls: list[list[str]] = []
-    ensure_world(spec, runner.paths, runner.execute)
+    ensure_world_data(spec, runner.paths, runner.execute)
+    pretrain_world_decoder(spec, runner.paths, runner.execute)
     data = str(runner.paths.data)
     assert calls == [calls[0], ["pretrain-toy-lm", "--data", data, "--steps", "7"]] and calls[0][0] == "make-toy-data"
     report = runner.paths.data / "decoders" / "tiny-opt-lm" / "pretraining.json"
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"steps": 7}), encoding="utf-8")
     calls.clear()
-    ensure_world(spec, runner.paths, runner.execute)
+    pretrain_world_decoder(spec, runner.paths, runner.execute)
     assert calls == []
     report.write_text(json.dumps({"steps": 3}), encoding="utf-8")
-    ensure_world(spec, runner.paths, runner.execute)
+    pretrain_world_decoder(spec, runner.paths, runner.execute)
     assert calls == [["pretrain-toy-lm", "--data", data, "--steps", "7"]]

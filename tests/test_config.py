@@ -11,7 +11,6 @@ from moviead.config import (
     ExperimentConfig,
     load_config,
     save_config,
-    schema_defaults,
     schema_template,
 )
 
@@ -58,9 +57,9 @@ def test_loading_a_config_leaves_the_shared_schema_template_as_it_was() -> None:
 
 
 def test_the_schema_defaults_are_a_fresh_config_each_time() -> None:
-    first = schema_defaults()
+    first = load_config()
     first.loader.batch_size = 1234
-    second = schema_defaults()
+    second = load_config()
     assert second == OmegaConf.structured(ExperimentConfig) and second.loader.batch_size != 1234
     assert OmegaConf.get_type(second) is ExperimentConfig
 

@@ -1,22 +1,14 @@
-"""A recipe's first batch of data, and the fast learning check of a Stage-II recipe: its training loss on one fixed
-batch of toy training ADs, before and after a few optimiser steps on that batch, as the Stage-II module computes it."""
+"""The fast learning check of a Stage-II recipe: its training loss on one fixed batch of toy training ADs, before and
+after a few optimiser steps on that batch, as the Stage-II module computes it."""
 
 from __future__ import annotations
 
 import torch
 from omegaconf import DictConfig
 
-from moviead.datamodules import build_datamodule
 from moviead.losses import CaptioningLoss
 from moviead.recipes.base import Recipe, model_batch
-
-
-def first_batch(parts: Recipe, cfg: DictConfig, stage: str = "validate") -> dict:
-    """The first collated batch of ``cfg``'s data through ``parts``' tokenizer and collator: of the validation loader
-    (``stage="validate"``) or of the training loader (``"fit"``)."""
-    datamodule = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
-    datamodule.setup(stage)
-    return next(iter(datamodule.val_dataloader() if stage == "validate" else datamodule.train_dataloader()))
+from tests.stages._stage2 import first_batch
 
 
 def fixed_batch_losses(parts: Recipe, cfg: DictConfig, steps: int) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Shared set-up of the Stage-II tests: the toy Stage-II config and a tiny Stage-I export."""
+"""Shared set-up of the Stage-II tests: the toy Stage-II config, a tiny Stage-I export, a recipe's first batch."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from moviead.config import load_config
+from moviead.datamodules import build_datamodule
 from moviead.models.configs import PMEConfig
 from moviead.models.lavis_convert import save_pme
 from moviead.models.qformer import PretrainedMovieEncoder
+from moviead.recipes.base import Recipe
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 STAGE2 = [CONFIGS / "stage2" / f for f in ("loco_mad.yaml", "loco_mad_tiny.yaml")] + [CONFIGS / "data" / "toy.yaml"]
@@ -47,3 +49,11 @@ def write_untrained_stage2_checkpoint(cfg: DictConfig, path: Path) -> Path:
     torch.save({"state_dict": state, CHECKPOINT_KEY: {"config": resolved_config(cfg), "stage1": cfg.captioning.stage1}},
                path)
     return path
+
+
+def first_batch(parts: Recipe, cfg: DictConfig, stage: str = "validate") -> dict:
+    """The first collated batch of ``cfg``'s data through ``parts``' tokenizer and collator: of the validation loader
+    (``stage="validate"``) or of the training loader (``"fit"``)."""
+    datamodule = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
+    datamodule.setup(stage)
+    return next(iter(datamodule.val_dataloader() if stage == "validate" else datamodule.train_dataloader()))

@@ -11,6 +11,7 @@ from moviead.recipes import build_recipe
 from moviead.recipes.base import Stage1CheckpointError, caption_batch
 from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
+from tests.stages._stage2 import first_batch
 from tests.stages._stage2 import stage2_cfg as _cfg
 
 
@@ -55,11 +56,7 @@ def test_stage2_checkpoint_reloads_with_identical_generation(short_run, toy_root
     for name, value in checkpoint["state_dict"].items():
         mine = parts.captioner.get_parameter(name.removeprefix("captioner."))
         assert torch.equal(mine, value), name
-    from moviead.datamodules import build_datamodule
-
-    dm = build_datamodule(cfg, parts.tokenizer, needs=parts.data, collate=parts.collator)
-    dm.setup("validate")
-    batch = caption_batch(next(iter(dm.val_dataloader())), with_target=False)
+    batch = caption_batch(first_batch(parts, cfg), with_target=False)
     settings = parts.generation_settings(cfg.captioning.generation, num_beams=1)
     parts.captioner.eval()
     first, _ = parts.captioner.generate(batch, settings)

@@ -17,7 +17,7 @@ from moviead.recipes.base import caption_batch
 from moviead.recipes.checkpoint import load_captioner_checkpoint
 from moviead.stages.train import train
 from tests.stages._distinctad import distinctad_cfg
-from tests.stages._fixed_batch import first_batch
+from tests.stages._stage2 import first_batch
 
 
 @pytest.fixture(scope="module")

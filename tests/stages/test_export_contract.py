@@ -19,7 +19,7 @@ from moviead.models.qformer import PretrainedMovieEncoder, load_pme_config, pme_
 from moviead.recipes.base import caption_batch
 from moviead.recipes.checkpoint import Stage1MismatchError, load_captioner_checkpoint, load_captioner_export
 from moviead.stages.train import train
-from tests.stages._stage2 import STAGE2, stage2_cfg
+from tests.stages._stage2 import STAGE2, first_batch, stage2_cfg
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,7 @@ def other_stage1(stage1_export: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _val_batch(cfg, recipe):
-    from moviead.datamodules import build_datamodule
-
-    dm = build_datamodule(cfg, recipe.tokenizer, needs=recipe.data, collate=recipe.collator)
-    dm.setup("validate")
-    return caption_batch(next(iter(dm.val_dataloader())), with_target=False)
+    return caption_batch(first_batch(recipe, cfg), with_target=False)
 
 
 def test_export_holds_weights_and_what_rebuilds_the_recipe(short_run, stage1_export: Path) -> None:

@@ -69,18 +69,6 @@ def _moviead_arguments(command: Command) -> list[str]:
     return command[len(prefix):]
 
 
-def ensure_world(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> Path:
-    """Write the spec's toy world under ``paths.data`` unless it is there (:func:`ensure_world_data`), then pretrain
-    its decoder when the spec asks (:func:`pretrain_world_decoder`); returns the MAD-layout root.
-
-    Raises:
-        AblationSpecError: ``paths.data`` holds another world (other version, movie count or seed).
-    """
-    root = ensure_world_data(spec, paths, run)
-    pretrain_world_decoder(spec, paths, run)
-    return root
-
-
 def pretrain_world_decoder(spec: AblationSpec, paths: AblationPaths, run: Callable[[Command, Path], None]) -> None:
     """``moviead pretrain-toy-lm`` on the written world when the spec asks (``world.pretrain_lm_steps``) and it has
     not been pretrained with that many steps; nothing otherwise."""
@@ -211,8 +199,9 @@ class AblationRunner:
 
     def _job(self, seed: int, run: RunSpec, data_root: Path, before: Future | None, decoder: Future | None
              ) -> RunResult:
-        if decoder is not None and decoder.result().error:
-            return RunResult(error=f"the world's decoder pretraining failed: {decoder.result().error}")
+        failed = decoder.result().error if decoder is not None else None
+        if failed:
+            return RunResult(error=f"the world's decoder pretraining failed: {failed}")
         if before is not None and before.result().error:
             return RunResult(error=f"its Stage-I run {run.stage1!r} failed")
         result_path = self.paths.result(seed, run.name)
