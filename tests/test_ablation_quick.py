@@ -34,13 +34,23 @@ def test_quick_ablations_measure_every_row_and_plot_each_table(quick_summary):
     assert plots == ["distinctad_stage_ii.png", "loco_mad_table_6.png"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "QUICK=1 itself (session 15, 2026-12-03; every figure equal to seed 0 of the full sweep in "
-    "docs/ablations/summary.md): the DSM rows hold (top 2 of 10 name 83.7 % of test ADs against 47.7"
-    " % for the last 2; top 3 89.5 % against 53.5 %) and DistinctAD's EM bases (from the "
-    "neighbouring clips) lower repetition (11.5 against 14.9), but give fewer distinctive words than"
-    " no EM (62.9 against 70.1), as on every seed of the full sweep; strict, so a change that makes "
-    "the rows hold fails here until this mark is removed"
-))
+# Measured by QUICK=1 itself (session 15, 2026-12-03; every figure equal to seed 0 of the full sweep in
+# docs/ablations/summary.md): the DSM rows hold (top 2 of 10 name 83.7 % of test ADs against 47.7 % for the last 2;
+# top 3 89.5 % against 53.5 %) and DistinctAD's EM bases (from the neighbouring clips) lower repetition (11.5 against
+# 14.9); they give fewer distinctive words than no EM (62.9 against 70.1), as on every seed of the full sweep.
+HOLDING_ROWS = {"t6_dsm_k2", "t6_dsm_k3", "em_repetition"}
+
+
 def test_quick_rows_hold(quick_summary):
-    assert all(row["holds"] for row in quick_summary["rows"])
+    rows = {row["name"]: row for row in quick_summary["rows"]}
+    assert {name: rows[name]["holds"] for name in HOLDING_ROWS} == dict.fromkeys(HOLDING_ROWS, True)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "DistinctAD's EM bases give fewer distinctive words than no EM on toy world v2 (62.9 against 70.1 on seed 0, 0 of"
+    " 3 seeds in the full sweep): reported as it is (README, Ablations). Not strict: a 10 % gap measured on one"
+    " machine, which another's rounding could narrow"
+))
+def test_quick_em_distinct_recall_row_holds(quick_summary):
+    rows = {row["name"]: row for row in quick_summary["rows"]}
+    assert rows["em_distinct_recall"]["holds"]

@@ -258,7 +258,7 @@ def test_vtc_ddp_matches_single_process(tmp_path: Path) -> None:
     loss.backward()
     for rank in range(WORLD):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
-        assert result["loss"].item() == pytest.approx(loss.item(), rel=1e-6)
+        assert result["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
         for name, param in model.named_parameters():
             # near-zero entries: float32 rounding relative to the gradient's scale (measured: below 2.5e-7 of it)
             scale = param.grad.abs().max()

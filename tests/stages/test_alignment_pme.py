@@ -28,6 +28,7 @@ def toy_batch(toy_root: Path):
     bundle = _pme_bundle(cfg)
     dm = build_datamodule(cfg, bundle.tokenizer)
     dm.setup("fit")
+    torch.manual_seed(0)  # the batch (shuffling, frame shifts) is the same whatever ran before in this process
     return cfg, next(iter(dm.train_dataloader()))
 
 
@@ -42,19 +43,24 @@ def test_a_zero_weight_switches_a_loss_off(toy_batch, off: str) -> None:
 
 
 def test_stage1_losses_fall_on_a_fixed_batch(toy_batch) -> None:
+    """40 AdamW steps on one batch: each loss falls. VTC sits near ln 8 for about 10 steps and then drops steeply, so
+    the check reads the mean of the last 5 steps, when the drop is over: at step 30, in the middle of it, the value
+    moved from 0.34 to 0.94 of the first with the thread count or the matmul kernels."""
     cfg, batch = toy_batch
     torch.manual_seed(0)
     stage = _pme_bundle(cfg).stage
     optimizer = torch.optim.AdamW(stage.parameters(), lr=1e-3)
-    first = None
-    for _ in range(30):
+    history: list[dict[str, float]] = []
+    for _ in range(40):
         total, losses = stage.loss(stage.model, batch)
-        first = first if first is not None else {k: v.item() for k, v in losses.items()}
+        history.append({k: v.item() for k, v in losses.items()})
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    last = {k: v.item() for k, v in stage.loss(stage.model, batch)[1].items()}
-    # Measured: vtc 2.08 -> 0.84, vtg 5.51 -> 3.00, vtm 0.692 -> 0.637 (chance is ln 2 = 0.693).
+    first = history[0]
+    last = {k: sum(h[k] for h in history[-5:]) / 5 for k in first}
+    # Measured (first step -> mean of the last 5; 1 or 2 threads, the default ATen kernels, MKL_CBWR=COMPATIBLE):
+    # vtc 2.08 -> 0.38-0.59, vtg 5.77 -> 2.71-2.72, vtm 0.711 -> 0.636-0.637 (chance is ln 2 = 0.693).
     assert last["vtc"] < 0.6 * first["vtc"] and last["vtg"] < 0.8 * first["vtg"] and last["vtm"] < 0.68
 
 

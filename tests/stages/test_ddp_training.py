@@ -49,14 +49,17 @@ def test_ddp_two_processes_equal_one_process_with_the_doubled_batch(toy_root: Pa
     ddp, ddp_weights = _train(toy_root, tmp_path / "ddp", devices=2, batch_size=8)
     print(f"train/loss, 1 process x 16: {single}\ntrain/loss, 2 processes x 8: {ddp}")
     assert len(single) == len(ddp) == STEPS
-    # the first loss (same weights, the two halves' losses averaged) and the second (after one all-reduced update)
-    # agree to float precision
-    assert ddp[:2] == pytest.approx(single[:2], rel=1e-5, abs=1e-6)
+    # the first loss (same weights, the two halves' losses averaged) agrees to float precision; the second (after one
+    # all-reduced update) too on this machine (1e-6), but AdamW's first step moves an element whose gradient is float
+    # rounding by about lr either way (below), so another CPU may part the curves sooner: 1e-4 there (2.8e-4 of a loss
+    # that the first update moved by 7.5e-3)
+    assert ddp[0] == pytest.approx(single[0], rel=1e-5, abs=1e-6)
+    assert ddp[1] == pytest.approx(single[1], rel=1e-4)
     # later steps drift apart by float rounding that AdamW amplifies (see the weights below): measured up to 0.4 % of
-    # the curve's range at step 5 on this 2-core machine, which fresh clones elsewhere need not reproduce bit for bit
+    # the curve's range at step 5 on this 2-core machine; the bound leaves room for other machines' rounding
     movement = max(single) - min(single)
     assert movement > 1e-2  # the weights move: the curves are not trivially flat
-    assert max(abs(a - b) for a, b in zip(ddp, single)) < 0.02 * movement
+    assert max(abs(a - b) for a, b in zip(ddp, single)) < 0.05 * movement
     assert single_weights.keys() == ddp_weights.keys()
     diffs = {name: (ddp_weights[name] - tensor).abs() for name, tensor in single_weights.items()}
     worst = max(diffs, key=lambda n: diffs[n].max())
@@ -70,4 +73,4 @@ def test_ddp_two_processes_equal_one_process_with_the_doubled_batch(toy_root: Pa
     # about lr at the first step, in a direction the rounding sets; such elements then steer the later steps, so the
     # two runs' weights drift apart (measured 2026-12-03: mean difference 7e-5 against a mean |weight| of 0.021, the
     # largest 5.5e-3, 22 % of elements more than 1e-4 apart; the losses of steps 1-3 equal to 1e-6).
-    assert mean < 0.01 * scale
+    assert mean < 0.03 * scale
