@@ -9,11 +9,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moviead.data.errors import DataFormatError
 from moviead.data.records import ContextMode
 from moviead.evaluation.locks import FolderLockedError
 from moviead.user_errors import UserError
+
+if TYPE_CHECKING:  # annotations only: nothing below imports omegaconf or torch at module load
+    from omegaconf import DictConfig
+
+    from moviead.evaluation.decode import DecodeSettings
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -100,7 +106,7 @@ def error_message(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def load_config(files: Sequence[str], overrides: Sequence[str]):  # -> omegaconf.DictConfig
+def load_config(files: Sequence[str], overrides: Sequence[str]) -> DictConfig:
     """:func:`moviead.config.load_config`, imported on first use: a bad flag errors before omegaconf loads."""
     from moviead.config import load_config as load
 
@@ -114,7 +120,8 @@ def split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
     return split(items)
 
 
-def decode_settings(args: argparse.Namespace):  # -> moviead.evaluation.decode.DecodeSettings
+def decode_settings(args: argparse.Namespace) -> DecodeSettings:
+    """The decoding settings that ``evaluate`` and ``describe`` take from their flags (imported on first use)."""
     from moviead.evaluation.decode import DecodeSettings
 
     return DecodeSettings(num_beams=args.beams, batch_size=args.batch_size, batch_movies=args.batch_movies,

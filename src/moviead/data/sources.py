@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from moviead.data.context import ContextBuilder
+from moviead.data.context import ContextBuilder, ContextProvider
 from moviead.data.datasets import ADClipDataset, ClipItem
 from moviead.data.errors import DataFormatError
 from moviead.data.features import FeatureStore, open_feature_store
@@ -261,7 +261,8 @@ def load_split(cfg: DictConfig, stage: str) -> SplitData:
 
 
 def make_dataset(
-    data: SplitData, data_cfg: DictConfig, frames: DictConfig, needs: DataRequirements, training: bool, provider=None,
+    data: SplitData, data_cfg: DictConfig, frames: DictConfig, needs: DataRequirements, training: bool,
+    provider: ContextProvider | None = None,
 ) -> ADClipDataset:
     """The torch dataset of a loaded split.
 

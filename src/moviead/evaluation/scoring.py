@@ -10,10 +10,14 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moviead.metrics.captioning import DEFAULT_METRICS, caption_report
 from moviead.metrics.repetition import repetition_rate
+
+if TYPE_CHECKING:  # annotations only: the models load on first use
+    from moviead.metrics.bertscore import BertScore
+    from moviead.metrics.redundancy import TransformerWordEncoder
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,9 @@ class ScoringModels:
         self._tried: set[str] = set()
         self.unavailable: dict[str, str] = {}
 
-    def bertscore(self):  # -> moviead.metrics.bertscore.BertScore | None
+    def bertscore(self) -> BertScore | None:
+        """The BERTScore model, loaded on first use; None (and the metrics it serves marked unavailable) when the
+        options name none or it cannot be loaded."""
         from moviead.metrics.bertscore import BertScore
 
         o = self.options
@@ -102,7 +108,9 @@ class ScoringModels:
                     self.unavailable[name] = str(err)
         return self._bertscore
 
-    def word_encoder(self):  # -> moviead.metrics.redundancy.TransformerWordEncoder | None
+    def word_encoder(self) -> TransformerWordEncoder | None:
+        """The redundancy metric's word encoder, loaded on first use; None (redundancy marked unavailable) when the
+        options name none or it cannot be loaded."""
         from moviead.metrics.redundancy import TransformerWordEncoder
 
         o = self.options

@@ -14,6 +14,7 @@ Two layouts, read by :func:`read_face_set`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +66,12 @@ def normalise_rows(x: np.ndarray) -> np.ndarray:
     return (x / norms).astype(np.float32)
 
 
-def make_face_set(embeddings: np.ndarray, labels, movies, confidences=None) -> FaceSet:
-    """A :class:`FaceSet` from arrays or lists; rows are L2-normalised, confidences default to 1."""
+def make_face_set(
+    embeddings: np.ndarray | Sequence[Sequence[float]], labels: Sequence[str] | np.ndarray,
+    movies: Sequence[str] | np.ndarray, confidences: Sequence[float] | np.ndarray | None = None,
+) -> FaceSet:
+    """A :class:`FaceSet` from arrays or lists: embeddings (N, D), labels and movies (N,), confidences (N,) or None
+    (all 1); rows are L2-normalised."""
     embeddings = np.asarray(embeddings)
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be (N, D), got {embeddings.shape}")
