@@ -46,11 +46,6 @@ def test_quick_rows_hold(quick_summary):
     assert {name: rows[name]["holds"] for name in HOLDING_ROWS} == dict.fromkeys(HOLDING_ROWS, True)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "DistinctAD's EM bases give fewer distinctive words than no EM on toy world v2 (62.9 against 70.1 on seed 0, 0 of"
-    " 3 seeds in the full sweep): reported as it is (README, Ablations). Not strict: a 10 % gap measured on one"
-    " machine, which another's rounding could narrow"
-))
-def test_quick_em_distinct_recall_row_holds(quick_summary):
-    rows = {row["name"]: row for row in quick_summary["rows"]}
-    assert rows["em_distinct_recall"]["holds"]
+# Not asserted: em_distinct_recall (EM bases > no EM on distinctive words) does not hold on toy world v2 (62.9 against
+# 70.1 on seed 0; 0 of 3 seeds in the full sweep) and is reported as measured (README, Ablations; summary.md says so).
+# test_quick_ablations_measure_every_row_and_plot_each_table checks that it is measured on seed 0 like the others.

@@ -34,9 +34,12 @@ def test_clip_global_loss_hand_computed() -> None:
     temp = 0.5
     expected = sym_info_nce([[0.8, 0.0], [0.96, 0.8]], temp)
     assert clip_global_loss(video, text, temp).item() == pytest.approx(expected, rel=1e-6)
-    v2t = (ce([0.8 / temp, 0.0], 0) + ce([0.96 / temp, 0.8 / temp], 1)) / 2  # the video->text half alone
-    t2v = (ce([0.8 / temp, 0.96 / temp], 0) + ce([0.0, 0.8 / temp], 1)) / 2
-    assert expected == pytest.approx((v2t + t2v) / 2)
+    # the same value in closed form: a two-way cross-entropy is log(1 + exp(other - own)); both directions hold the
+    # margins -0.8/temp and (0.96 - 0.8)/temp once each
+    closed = (math.log1p(math.exp(-0.8 / temp)) + math.log1p(math.exp(0.16 / temp))) / 2
+    assert clip_global_loss(video, text, temp).item() == pytest.approx(closed, rel=1e-6)
+    assert clip_global_loss(video, text, 2 * temp).item() == pytest.approx(
+        (math.log1p(math.exp(-0.4 / temp)) + math.log1p(math.exp(0.08 / temp))) / 2, rel=1e-6)
 
 
 # Video 0: frames [1,0], [0,1], padding frame [.6,.8] (would match word t0w1 exactly if counted).

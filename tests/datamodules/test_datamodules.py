@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,7 +57,14 @@ def test_val_split_is_disjoint_from_train_and_test_and_has_no_frame_shift(toy_cf
     assert train_movies and val_movies and test_movies
     assert not train_movies & val_movies and not val_movies & test_movies and not train_movies & test_movies
     val = dm.dataset("val")
-    assert (val[0].frames == val[0].frames).all() and not val.training
+    assert not val.training and val.sampler.train_shift > 0  # a shift the val split must not draw
+    item = val.items[0]
+    start, end = item.record.start - item.offset, item.record.end - item.offset
+    unshifted = val.sampler.indices(start, end, item.num_frames, 0)
+    assert not np.array_equal(unshifted, val.sampler.indices(start, end, item.num_frames, 1))
+    torch.manual_seed(0)  # a shift drawn from torch's generator would show in one of the reads below
+    for _ in range(3):  # every read is the unshifted window
+        np.testing.assert_array_equal(val[0].frames, val.features.read(item.feature_key, unshifted))
 
 
 def test_oracle_and_local_context(toy_cfg) -> None:

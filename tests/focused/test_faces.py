@@ -41,6 +41,44 @@ def test_weights_of_another_model_are_rejected(tmp_path) -> None:
         load_face_embedder(weights)
 
 
+def _stub_facenet(monkeypatch) -> type[torch.nn.Module]:
+    """facenet-pytorch as the loader uses it (InceptionResnetV1(pretrained=None, classify=False), MTCNN(**kw)), with a
+    one-layer stand-in network, so that the state-dict checks run without the package (not in the dev extra)."""
+    import types
+
+    class StandIn(torch.nn.Module):
+        def __init__(self, pretrained=None, classify=False) -> None:
+            super().__init__()
+            assert pretrained is None and classify is False  # the loader supplies the weights and wants embeddings
+            self.last_linear = torch.nn.Linear(2, 2)
+
+    module = types.ModuleType("facenet_pytorch")
+    module.InceptionResnetV1 = StandIn
+    module.MTCNN = lambda **kwargs: types.SimpleNamespace(**kwargs)
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", module)
+    return StandIn
+
+
+def test_the_loader_drops_the_classifier_head_and_rejects_another_models_weights(tmp_path, monkeypatch) -> None:
+    stand_in = _stub_facenet(monkeypatch)
+    torch.manual_seed(0)
+    state = stand_in().state_dict()
+    weights = tmp_path / "vggface2.pt"
+    torch.save({"state_dict": {**state, "logits.weight": torch.zeros(3, 2)}}, weights)  # VGGFace2's head, wrapped
+    embedder = load_face_embedder(weights, min_confidence=0.8)
+    assert isinstance(embedder, FaceEmbedder) and embedder.min_confidence == 0.8
+    for name, value in state.items():
+        assert torch.equal(embedder.embedder.state_dict()[name], value)
+    assert embedder.detector.keep_all and embedder.detector.image_size == 160
+    other = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, other)
+    with pytest.raises(ValueError, match="other.pt is not an InceptionResnetV1 state dict"):
+        load_face_embedder(other)
+    torch.save(torch.zeros(2), other)
+    with pytest.raises(ValueError, match="expected an InceptionResnetV1 state dict, found Tensor"):
+        load_face_embedder(other)
+
+
 class _Detector:
     """MTCNN's interface: three faces with confidences 0.95, 0.5, 0.8; crops whose mean is the face index + 1."""
 

@@ -108,7 +108,8 @@ def test_one_training_step_reaches_every_new_part_and_lowers_the_loss(parts_and_
         optimizer.zero_grad()
         loss(captioner, batch).loss.backward()
         optimizer.step()
-    assert loss(captioner, batch).loss < first.loss
+    after = loss(captioner, batch).loss
+    assert after < 0.85 * first.loss, (first.loss, after)  # measured 6.345 -> 4.435 (0.70) at 1 and 2 threads
     captioner.load_state_dict(state)  # leave the shared fixture as it was
 
 

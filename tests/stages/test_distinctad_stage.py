@@ -87,7 +87,21 @@ def test_adapter_front_end_feeds_the_em_attention_and_stays_frozen(toy_root: Pat
     parts = build_recipe(cfg)
     captioner = parts.captioner.train()
     assert captioner.frame_adapter is not None and not captioner.frame_adapter.training
-    out = CaptioningLoss(captioner.lambda_dw)(captioner, caption_batch(first_batch(parts, cfg, "fit")))
+    batch = caption_batch(first_batch(parts, cfg, "fit"))
+    seen: list[tuple[torch.Tensor, ...]] = []
+    hook = captioner.em_attention.register_forward_hook(lambda module, args, output: seen.append(args))
+    out = CaptioningLoss(captioner.lambda_dw)(captioner, batch)
+    hook.remove()
+    # the EM attention reads the adapted frames of the clip and of every neighbour, not the raw features
+    adapter = captioner.frame_adapter
+    with torch.no_grad():
+        clip = adapter(batch.frames, batch.frame_mask)
+        b, c, t, d = batch.neighbour_frames.shape
+        neighbours = adapter(batch.neighbour_frames.reshape(b * c, t, d), batch.neighbour_mask.reshape(b * c, t))
+    assert len(seen) == 1
+    assert (clip - batch.frames).abs().max() > 1e-3  # the adapter changes the frames, so the checks below can fail
+    torch.testing.assert_close(seen[0][0], clip)
+    torch.testing.assert_close(seen[0][2], neighbours.reshape(b, c * t, -1))
     assert torch.allclose(out.loss, out.gen + 0.5 * out.dw)  # L = L_GEN + λ_dw L_DW, no CCL
     out.loss.backward()
     assert all(p.grad is None for p in captioner.frame_adapter.parameters())
