@@ -55,7 +55,7 @@ test-all:  ## run every CPU test, the slow ones too
 
 lint:  ## byte-compile everything and check the import rules
 	$(PY) -m compileall -q src stages datamodules tests bench
-	$(PY) -m pytest -q tests/test_packaging.py
+	$(PY) -m pytest -q tests/test_packaging.py tests/test_layers.py
 
 # trainer.deterministic=true: torch's deterministic kernels, so that two demos on one machine give the same numbers (at
 # 2 CPU threads the default kernels made two runs differ from the 4th training step on; measured: no slower).

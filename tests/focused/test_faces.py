@@ -29,7 +29,7 @@ def test_missing_facenet_pytorch_says_how_to_install_it(tmp_path, monkeypatch) -
     weights = tmp_path / "vggface2.pt"
     torch.save({}, weights)
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as if not installed
-    with pytest.raises(ImportError, match=r"pip install 'moviead\[faces\]'"):
+    with pytest.raises(ImportError, match=r"pip install --no-deps facenet-pytorch==2\.6\.0"):
         load_face_embedder(weights)
 
 
@@ -43,7 +43,7 @@ def test_weights_of_another_model_are_rejected(tmp_path) -> None:
 
 def _stub_facenet(monkeypatch) -> type[torch.nn.Module]:
     """facenet-pytorch as the loader uses it (InceptionResnetV1(pretrained=None, classify=False), MTCNN(**kw)), with a
-    one-layer stand-in network, so that the state-dict checks run without the package (not in the dev extra)."""
+    one-layer stand-in network, so that the state-dict checks run without the package (installed apart: faces.py)."""
     import types
 
     class StandIn(torch.nn.Module):

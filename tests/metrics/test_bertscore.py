@@ -68,6 +68,7 @@ def test_missing_default_model_is_a_clear_file_not_found() -> None:
     with pytest.raises(FileNotFoundError, match=r"model='<folder>', num_layers=17") as err:
         BertScore()
     assert "'roberta-large' is not available locally" in str(err.value)
+    assert "moviead evaluate --bertscore-model <folder> --bertscore-layers 17" in str(err.value)  # the CLI's way
 
 
 def test_missing_folder_layers_and_baseline(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Faces in images: MTCNN detection and InceptionResnetV1 (FaceNet) embeddings, from facenet-pytorch.
 
-facenet-pytorch is the optional extra ``faces`` (``pip install 'moviead[faces]'``; add ``--no-deps`` to keep
-the pinned torch). MTCNN's weights ship inside that package; the embedding model's weights are a file the
+facenet-pytorch is optional and installed on its own, without its dependencies (``pip install --no-deps
+facenet-pytorch==2.6.0``): its metadata pins torch < 2.3, which no resolver can reconcile with the project's torch
+2.14.1, while its code runs on it and needs nothing the project does not already install (checked on 2.6.0: MTCNN and
+InceptionResnetV1 load, detect and embed). MTCNN's weights ship inside that package; the embedding model's weights are a file the
 user gives (facenet-pytorch's VGGFace2 release, ``20180402-114759-vggface2.pt``): nothing is downloaded.
 Embeddings are 512-d and L2-normalised (InceptionResnetV1 normalises its output).
 
@@ -22,7 +24,8 @@ from moviead.focused.face_sets import OTHER, FaceSet, make_face_set
 from moviead.focused.recognition import MIN_CONFIDENCE, nearest_queries
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-INSTALL_HINT = "face detection needs facenet-pytorch: pip install 'moviead[faces]' (add --no-deps to keep your torch)"
+INSTALL_HINT = ("face detection needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0 (--no-deps: its "
+                "metadata asks for torch<2.3; it runs on the project's torch)")
 WEIGHTS_HINT = ("give the InceptionResnetV1 weights file (facenet-pytorch's VGGFace2 release, "
                 "20180402-114759-vggface2.pt, fetched once on a machine with network access); moviead downloads "
                 "nothing")

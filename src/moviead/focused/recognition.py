@@ -134,7 +134,7 @@ EMBEDDING_FIX = (
     "store a face embedding per detection under 'face embeddings' (one list of D numbers per detection, in "
     "detection order), computed with the FaceNet model that built the best-query bank: "
     "moviead.focused.faces.record_detections(frame, load_face_embedder(WEIGHTS), queries, tau) on the clip's key "
-    "frames gives both keys (WEIGHTS as for `moviead build-char-bank --weights`; `pip install 'moviead[faces]'`)"
+    "frames gives both keys (WEIGHTS as for `moviead build-char-bank --weights`; `pip install --no-deps facenet-pytorch==2.6.0`)"
 )
 
 

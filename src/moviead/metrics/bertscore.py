@@ -101,8 +101,9 @@ class BertScore:
                 f"BERTScore model {model!r} is not available locally and cannot be downloaded here. Download it where "
                 f"there is network (e.g. `huggingface-cli download {Path(str(model)).name}`, or "
                 "`AutoModel.from_pretrained(name).save_pretrained(folder)` plus the tokenizer) and pass the folder: "
-                f"BertScore(model='<folder>', num_layers={layers}) (the folder's name picks the shipped rescale "
-                f"baseline, or pass baseline_path=). Cause: {type(err).__name__}: {err}"
+                f"BertScore(model='<folder>', num_layers={layers}), or `moviead evaluate --bertscore-model <folder> "
+                f"--bertscore-layers {layers}` (the folder's name picks the shipped rescale baseline, or pass "
+                f"baseline_path=; --no-rescale without one). Cause: {type(err).__name__}: {err}"
             ) from err
         self.model, self.num_layers, self.batch_size = str(model), layers, batch_size
         self.rescale_with_baseline = rescale_with_baseline
