@@ -1,10 +1,10 @@
 """Faces in images: MTCNN detection and InceptionResnetV1 (FaceNet) embeddings, from facenet-pytorch.
 
-facenet-pytorch is optional and installed on its own, without its dependencies (``pip install --no-deps
-facenet-pytorch==2.6.0``): its metadata pins torch < 2.3, which no resolver can reconcile with the project's torch
-2.14.1, while its code runs on it and needs nothing the project does not already install (checked on 2.6.0: MTCNN and
-InceptionResnetV1 load, detect and embed). MTCNN's weights ship inside that package; the embedding model's weights are a file the
-user gives (facenet-pytorch's VGGFace2 release, ``20180402-114759-vggface2.pt``): nothing is downloaded.
+facenet-pytorch is optional and installed on its own, without its dependencies (:data:`INSTALL_HINT`): its metadata
+pins torch < 2.3, which no resolver can reconcile with the project's torch 2.14.1, while its code runs on it and needs
+nothing the project does not already install (checked on 2.6.0: MTCNN and InceptionResnetV1 load, detect and embed).
+MTCNN's weights ship inside that package; the embedding model's weights are a file the user gives (facenet-pytorch's
+VGGFace2 release, ``20180402-114759-vggface2.pt``): nothing is downloaded.
 Embeddings are 512-d and L2-normalised (InceptionResnetV1 normalises its output).
 
 Detector settings follow FocusedAD's released code: 160-pixel crops, margin 0, smallest face 20 pixels,
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from moviead.focused.face_sets import OTHER, FaceSet, make_face_set
-from moviead.focused.recognition import MIN_CONFIDENCE, nearest_queries
+from moviead.focused.recognition import FACENET_INSTALL, MIN_CONFIDENCE, nearest_queries
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-INSTALL_HINT = ("face detection needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0 (--no-deps: its "
-                "metadata asks for torch<2.3; it runs on the project's torch)")
+INSTALL_HINT = (f"face detection needs facenet-pytorch: {FACENET_INSTALL} (--no-deps: its metadata asks for "
+                "torch<2.3; it runs on the project's torch)")
 WEIGHTS_HINT = ("give the InceptionResnetV1 weights file (facenet-pytorch's VGGFace2 release, "
                 "20180402-114759-vggface2.pt, fetched once on a machine with network access); moviead downloads "
                 "nothing")

@@ -130,11 +130,13 @@ def recognised_detections(
     return kept[:max_characters] if max_characters is not None else kept
 
 
+# facenet-pytorch without its dependencies: its metadata pins torch < 2.3; its code runs on the project's torch
+FACENET_INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
 EMBEDDING_FIX = (
     "store a face embedding per detection under 'face embeddings' (one list of D numbers per detection, in "
     "detection order), computed with the FaceNet model that built the best-query bank: "
     "moviead.focused.faces.record_detections(frame, load_face_embedder(WEIGHTS), queries, tau) on the clip's key "
-    "frames gives both keys (WEIGHTS as for `moviead build-char-bank --weights`; `pip install --no-deps facenet-pytorch==2.6.0`)"
+    f"frames gives both keys (WEIGHTS as for `moviead build-char-bank --weights`; `{FACENET_INSTALL}`)"
 )
 
 
